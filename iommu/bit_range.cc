@@ -1,0 +1,71 @@
+#include "iommu/bit_range.h"
+
+#include <algorithm>
+#include <bit>
+
+namespace converge {
+namespace {
+
+// The num_bits (1..64) bits of src starting at bit `bit`, in the low bits.
+inline uint64_t LoadBits(const uint64_t* src, uint64_t bit, uint64_t num_bits) {
+  const uint64_t w = bit / 64, s = bit % 64;
+  uint64_t v = src[w] >> s;
+  if (s != 0 && s + num_bits > 64) v |= src[w + 1] << (64 - s);
+  return num_bits == 64 ? v : v & ((uint64_t{1} << num_bits) - 1);
+}
+
+}  // namespace
+
+uint64_t OrBitRange(const uint64_t* src, uint64_t src_bit, uint64_t* dst,
+                    uint64_t dst_bit, uint64_t num_bits) {
+  uint64_t copied = 0;
+  if (src_bit % 64 == 0 && dst_bit % 64 == 0) {
+    const uint64_t* s = src + src_bit / 64;
+    uint64_t* d = dst + dst_bit / 64;
+    const uint64_t full = num_bits / 64;
+    for (uint64_t i = 0; i < full; ++i) {
+      const uint64_t v = s[i];
+      if (v == 0) continue;
+      d[i] |= v;
+      copied += static_cast<uint64_t>(std::popcount(v));
+    }
+    const uint64_t tail = num_bits % 64;
+    if (tail != 0) {
+      const uint64_t v = s[full] & ((uint64_t{1} << tail) - 1);
+      d[full] |= v;
+      copied += static_cast<uint64_t>(std::popcount(v));
+    }
+    return copied;
+  }
+  uint64_t done = 0;
+  while (done < num_bits) {
+    const uint64_t at = dst_bit + done;
+    const uint64_t n = std::min<uint64_t>(64 - at % 64, num_bits - done);
+    const uint64_t v = LoadBits(src, src_bit + done, n);
+    if (v != 0) {
+      dst[at / 64] |= v << (at % 64);
+      copied += static_cast<uint64_t>(std::popcount(v));
+    }
+    done += n;
+  }
+  return copied;
+}
+
+uint64_t CountBitRange(const uint64_t* words, uint64_t first_bit,
+                       uint64_t num_bits) {
+  uint64_t total = 0, done = 0;
+  while (done < num_bits) {
+    const uint64_t at = first_bit + done;
+    if (at % 64 == 0 && num_bits - done >= 64) {
+      total += static_cast<uint64_t>(std::popcount(words[at / 64]));
+      done += 64;
+      continue;
+    }
+    const uint64_t n = std::min<uint64_t>(64 - at % 64, num_bits - done);
+    total += static_cast<uint64_t>(std::popcount(LoadBits(words, at, n)));
+    done += n;
+  }
+  return total;
+}
+
+}  // namespace converge

@@ -1,0 +1,28 @@
+// Bit-range copies between kernel-layout bitmaps (bit i is bit i % 64 of
+// word i / 64) at arbitrary bit offsets: what a dirty source needs to move a
+// kernel report into a RAM bitmap that does not start on the same word
+// boundary.
+//
+// Thread-safety: pure functions on caller-owned memory.
+
+#ifndef CONVERGE_IOMMU_BIT_RANGE_H_
+#define CONVERGE_IOMMU_BIT_RANGE_H_
+
+#include <cstdint>
+
+namespace converge {
+
+// dst bits [dst_bit, dst_bit + num_bits) |= src bits [src_bit, src_bit +
+// num_bits). Returns the number of set bits copied (the popcount of the
+// source range). Word-aligned offsets take a plain word loop.
+// REQUIRES: both ranges lie inside their arrays; they do not overlap.
+uint64_t OrBitRange(const uint64_t* src, uint64_t src_bit, uint64_t* dst,
+                    uint64_t dst_bit, uint64_t num_bits);
+
+// Number of set bits in [first_bit, first_bit + num_bits).
+uint64_t CountBitRange(const uint64_t* words, uint64_t first_bit,
+                       uint64_t num_bits);
+
+}  // namespace converge
+
+#endif  // CONVERGE_IOMMU_BIT_RANGE_H_
