@@ -16,15 +16,10 @@
 #include <vector>
 
 #include "base/status.h"
+#include "bitmap/page_run.h"
+#include "bitmap/word_ops.h"
 
 namespace converge {
-
-// Pages [first, first + count).
-struct PageRun {
-  uint64_t first = 0;
-  uint64_t count = 0;
-  friend bool operator==(const PageRun&, const PageRun&) = default;
-};
 
 class DirtyBitmap {
  public:
@@ -32,6 +27,8 @@ class DirtyBitmap {
 
   uint64_t num_pages() const { return num_pages_; }
   uint64_t num_words() const { return words_.size(); }
+  // The words in kernel layout. A caller writing through the mutable span
+  // must leave the bits past num_pages() in the last word zero.
   std::span<uint64_t> words() { return words_; }
   std::span<const uint64_t> words() const { return words_; }
 
@@ -51,19 +48,35 @@ class DirtyBitmap {
   void ClearRange(uint64_t first, uint64_t count);
   void ClearAll();
 
-  // Dirty pages in the whole bitmap / in [first, first + count).
+  // Dirty pages in the whole bitmap / in [first, first + count). Count()
+  // of a large bitmap runs on TBB worker threads.
   uint64_t Count() const;
+  // REQUIRES: first + count <= num_pages().
   uint64_t CountRange(uint64_t first, uint64_t count) const;
+  // True if any page is dirty.
+  bool Any() const;
+  // The first dirty page at or after `from`, or num_pages() if none.
+  // REQUIRES: from <= num_pages().
+  uint64_t FindNextDirty(uint64_t from) const;
 
-  // this |= other. REQUIRES: other.num_pages() == num_pages().
+  // this |= other; a large bitmap merges on TBB worker threads.
+  // REQUIRES: other.num_pages() == num_pages().
   void MergeFrom(const DirtyBitmap& other);
+  // this &= ~other: clears every page dirty in other.
+  // REQUIRES: other.num_pages() == num_pages().
+  void Subtract(const DirtyBitmap& other);
 
   // ORs a kernel-layout bitmap whose bit 0 is page first_page (any
-  // alignment) and which covers num_bits pages (default: every bit of
-  // kernel_words). A SET bit that would land at or past num_pages() is an
-  // error and nothing is merged; zero padding past the end is normal.
+  // alignment) and which covers every bit of kernel_words. A SET bit that
+  // would land at or past num_pages() is an OutOfRange error and nothing is
+  // merged; zero padding past the end is normal.
   Status MergeWords(std::span<const uint64_t> kernel_words,
                     uint64_t first_page);
+  // The same for a kernel bitmap that covers only its first num_bits bits:
+  // bits at or past num_bits in kernel_words are ignored, whatever they hold.
+  // REQUIRES: num_bits <= 64 * kernel_words.size().
+  Status MergeWords(std::span<const uint64_t> kernel_words,
+                    uint64_t first_page, uint64_t num_bits);
 
   // Maximal runs of dirty pages, ascending.
   std::vector<PageRun> Runs() const;
@@ -74,44 +87,45 @@ class DirtyBitmap {
   template <typename Fn>
   void ForEachRun(Fn&& fn) const;
 
+  // Calls fn(PageRun) for each maximal run of dirty pages within
+  // [first, first + count), clipped to it, ascending.
+  // REQUIRES: first + count <= num_pages().
+  template <typename Fn>
+  void ForEachRunInRange(uint64_t first, uint64_t count, Fn&& fn) const;
+
   friend bool operator==(const DirtyBitmap& a, const DirtyBitmap& b) {
     return a.num_pages_ == b.num_pages_ && a.words_ == b.words_;
   }
 
  private:
-  // Clears the bits past num_pages_ in the last word.
-  void TrimTail();
-
   uint64_t num_pages_ = 0;
   std::vector<uint64_t> words_;
 };
 
 template <typename Fn>
 void DirtyBitmap::ForEachRun(Fn&& fn) const {
-  const uint64_t* w = words_.data();
-  const uint64_t n = words_.size();
-  if (n == 0) return;
-  uint64_t i = 0;
-  uint64_t word = w[0];  // the bits of word i not yet consumed
-  for (;;) {
-    while (word == 0) {  // clean words in bulk
-      if (++i == n) return;
-      word = w[i];
-    }
-    const uint64_t start = i * 64 + static_cast<uint64_t>(std::countr_zero(word));
-    // The first clean bit at or after start; all-dirty words in bulk.
-    uint64_t clean = ~word & (~uint64_t{0} << (start & 63));
-    while (clean == 0) {
-      if (++i == n) {  // the run reaches the end (the tail bits are zero,
-        fn(PageRun{start, num_pages_ - start});  // so only when it is full)
-        return;
-      }
-      clean = ~w[i];
-    }
-    const uint64_t end_bit = static_cast<uint64_t>(std::countr_zero(clean));
-    fn(PageRun{start, i * 64 + end_bit - start});
-    word = w[i] & (~uint64_t{0} << end_bit);  // bit end_bit is clean
-  }
+  // The tail bits are zero, so a run reaching the last word's end reaches
+  // num_pages() exactly.
+  word_ops::ForEachRunInWords(words_, 0, fn);
+}
+
+template <typename Fn>
+void DirtyBitmap::ForEachRunInRange(uint64_t first, uint64_t count,
+                                    Fn&& fn) const {
+  assert(first <= num_pages_ && count <= num_pages_ - first);
+  if (count == 0) return;
+  const uint64_t last = first + count;  // exclusive
+  const uint64_t wf = first / 64, wl = (last - 1) / 64;
+  // Runs are found in whole words; only the first and last word can hold
+  // runs that need clipping or lie outside the range.
+  word_ops::ForEachRunInWords(
+      std::span<const uint64_t>(words_).subspan(wf, wl - wf + 1), wf * 64,
+      [&](PageRun r) {
+        const uint64_t lo = r.first < first ? first : r.first;
+        const uint64_t end = r.first + r.count;
+        const uint64_t hi = end > last ? last : end;
+        if (lo < hi) fn(PageRun{lo, hi - lo});
+      });
 }
 
 }  // namespace converge
