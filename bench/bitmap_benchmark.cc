@@ -1,6 +1,7 @@
 // bitmap/ at memory speed: every benchmark runs on a 32 MiB bitmap (2^28
 // pages, a 1 TiB guest at 4 KiB pages) and reports bytes of bitmap per
-// second, against BM_Memcpy of the same 32 MiB as the baseline. Run-walking
+// second of wall time (the parallel paths use several threads), against
+// BM_Memcpy of the same 32 MiB as the baseline. Run-walking
 // benchmarks also report items/s = runs emitted (so ns per run can be read)
 // and are compared against BM_PerBitRuns, the naive per-bit loop.
 //
@@ -79,7 +80,7 @@ void DensityArgs(benchmark::internal::Benchmark* b) {
       b->Args({bp, clustered});
     }
   }
-  b->Unit(benchmark::kMillisecond);
+  b->Unit(benchmark::kMillisecond)->UseRealTime();
 }
 
 void BM_Memcpy(benchmark::State& state) {
@@ -91,7 +92,7 @@ void BM_Memcpy(benchmark::State& state) {
   }
   state.SetBytesProcessed(static_cast<int64_t>(state.iterations() * kBitmapBytes));
 }
-BENCHMARK(BM_Memcpy)->Unit(benchmark::kMillisecond);
+BENCHMARK(BM_Memcpy)->Unit(benchmark::kMillisecond)->UseRealTime();
 
 void BM_MergeFrom(benchmark::State& state) {
   DirtyBitmap dst = CachedBitmap(100, false);
@@ -103,7 +104,7 @@ void BM_MergeFrom(benchmark::State& state) {
   }
   state.SetBytesProcessed(static_cast<int64_t>(state.iterations() * kBitmapBytes));
 }
-BENCHMARK(BM_MergeFrom)->Unit(benchmark::kMillisecond);
+BENCHMARK(BM_MergeFrom)->Unit(benchmark::kMillisecond)->UseRealTime();
 
 void BM_Count(benchmark::State& state) {
   const DirtyBitmap& b = CachedBitmap(1000, false);
@@ -113,7 +114,7 @@ void BM_Count(benchmark::State& state) {
   }
   state.SetBytesProcessed(static_cast<int64_t>(state.iterations() * kBitmapBytes));
 }
-BENCHMARK(BM_Count)->Unit(benchmark::kMillisecond);
+BENCHMARK(BM_Count)->Unit(benchmark::kMillisecond)->UseRealTime();
 
 void BM_ForEachRun(benchmark::State& state) {
   const DirtyBitmap& b = CachedBitmap(state.range(0), state.range(1) != 0);
@@ -175,7 +176,7 @@ void BM_MergeWordsUnaligned(benchmark::State& state) {
   }
   state.SetBytesProcessed(static_cast<int64_t>(state.iterations() * kBitmapBytes));
 }
-BENCHMARK(BM_MergeWordsUnaligned)->Unit(benchmark::kMillisecond);
+BENCHMARK(BM_MergeWordsUnaligned)->Unit(benchmark::kMillisecond)->UseRealTime();
 
 // Harvest of an AtomicDirtyBitmap refilled (untimed) before every pass.
 void BM_AtomicHarvest(benchmark::State& state) {
@@ -197,7 +198,7 @@ BENCHMARK(BM_AtomicHarvest)
     ->Arg(0)
     ->Arg(100)
     ->Arg(10000)
-    ->Unit(benchmark::kMillisecond);
+    ->Unit(benchmark::kMillisecond)->UseRealTime();
 
 // A 1 TiB IOMMU bitmap at 2 MiB (1 % of pages dirty, clustered) into the
 // 4 KiB RAM bitmap; bytes are those of the 32 MiB destination.
@@ -211,7 +212,7 @@ void BM_RescaleCoarseToFine(benchmark::State& state) {
   }
   state.SetBytesProcessed(static_cast<int64_t>(state.iterations() * kBitmapBytes));
 }
-BENCHMARK(BM_RescaleCoarseToFine)->Unit(benchmark::kMillisecond);
+BENCHMARK(BM_RescaleCoarseToFine)->Unit(benchmark::kMillisecond)->UseRealTime();
 
 // Each kernel variant this CPU runs, on the 32 MiB bitmap; the argument is
 // the index into word_ops::Supported() (the label names the variant).
@@ -257,7 +258,7 @@ void VariantArgs(benchmark::internal::Benchmark* b) {
   for (size_t i = 0; i < word_ops::Supported().size(); ++i) {
     b->Arg(static_cast<int64_t>(i));
   }
-  b->Unit(benchmark::kMillisecond);
+  b->Unit(benchmark::kMillisecond)->UseRealTime();
 }
 BENCHMARK(BM_PopcountVariant)->Apply(VariantArgs);
 BENCHMARK(BM_FindWordNotVariant)->Apply(VariantArgs);
@@ -306,7 +307,7 @@ void BM_PopcountWordsParallel(benchmark::State& state) {
 }
 
 void ThresholdSizes(benchmark::internal::Benchmark* b) {
-  b->ArgName("words")->RangeMultiplier(4)->Range(1 << 10, 1 << 22);
+  b->ArgName("words")->RangeMultiplier(4)->Range(1 << 10, 1 << 22)->UseRealTime();
 }
 BENCHMARK(BM_OrWordsSerial)->Apply(ThresholdSizes);
 BENCHMARK(BM_OrWordsParallel)->Apply(ThresholdSizes);

@@ -58,6 +58,16 @@ uint64_t FindWordNotGeneric(const uint64_t* w, uint64_t from, uint64_t n,
   return n;
 }
 
+uint64_t EdgeWordsGeneric(const uint64_t* w, uint64_t count) {
+  const uint64_t* prev = w - 1;  // prev[j] is w[j - 1]
+  uint64_t marked = 0;
+  for (uint64_t j = 0; j < count; ++j) {
+    const uint64_t fill = static_cast<uint64_t>(static_cast<int64_t>(prev[j]) >> 63);
+    marked |= static_cast<uint64_t>(w[j] != fill) << j;
+  }
+  return marked;
+}
+
 void OrShiftedWordsGeneric(uint64_t* dst, const uint64_t* src, uint64_t n,
                            unsigned shift) {
   const unsigned back = 64 - shift;
@@ -157,6 +167,28 @@ __attribute__((target("avx2,bmi"))) uint64_t FindWordNotAvx2(
   return n;
 }
 
+__attribute__((target("avx2"))) uint64_t EdgeWordsAvx2(const uint64_t* w,
+                                                      uint64_t count) {
+  const __m256i zero = _mm256_setzero_si256();
+  const uint64_t* prev = w - 1;  // prev[j] is w[j - 1]
+  uint64_t marked = 0;
+  uint64_t j = 0;
+  for (; j + 4 <= count; j += 4) {
+    __m256i cur = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(w + j));
+    // All ones where the previous word's top bit is set.
+    __m256i fill = _mm256_cmpgt_epi64(
+        zero, _mm256_loadu_si256(reinterpret_cast<const __m256i*>(prev + j)));
+    unsigned same = static_cast<unsigned>(
+        _mm256_movemask_pd(_mm256_castsi256_pd(_mm256_cmpeq_epi64(cur, fill))));
+    marked |= static_cast<uint64_t>(~same & 0xf) << j;
+  }
+  for (; j < count; ++j) {
+    const uint64_t fill = static_cast<uint64_t>(static_cast<int64_t>(prev[j]) >> 63);
+    marked |= static_cast<uint64_t>(w[j] != fill) << j;
+  }
+  return marked;
+}
+
 __attribute__((target("avx2"))) void OrShiftedWordsAvx2(uint64_t* dst,
                                                         const uint64_t* src,
                                                         uint64_t n,
@@ -234,12 +266,36 @@ __attribute__((target("avx512f,bmi"))) uint64_t FindWordNotAvx512(
   return n;
 }
 
+__attribute__((target("avx512f"))) uint64_t EdgeWordsAvx512(
+    const uint64_t* w, uint64_t count) {
+  // Masks, not an arithmetic shift: GCC 12's _mm512_srai_epi64 trips
+  // -Wmaybe-uninitialized inside its own header.
+  const __m512i zero = _mm512_setzero_si512();
+  const __m512i ones = _mm512_set1_epi64(-1);
+  const uint64_t* prev = w - 1;  // prev[j] is w[j - 1]
+  uint64_t marked = 0;
+  uint64_t j = 0;
+  for (; j + 8 <= count; j += 8) {
+    __m512i cur = _mm512_loadu_si512(w + j);
+    __mmask8 prev_top = _mm512_cmplt_epi64_mask(_mm512_loadu_si512(prev + j), zero);
+    __mmask8 continues =
+        static_cast<__mmask8>((prev_top & _mm512_cmpeq_epi64_mask(cur, ones)) |
+                              (~prev_top & _mm512_cmpeq_epi64_mask(cur, zero)));
+    marked |= static_cast<uint64_t>(static_cast<uint8_t>(~continues)) << j;
+  }
+  for (; j < count; ++j) {
+    const uint64_t fill = static_cast<uint64_t>(static_cast<int64_t>(prev[j]) >> 63);
+    marked |= static_cast<uint64_t>(w[j] != fill) << j;
+  }
+  return marked;
+}
+
 constexpr Kernels kPopcnt = {"popcnt", OrWordsGeneric, PopcountWordsPopcnt,
-                             FindWordNotGeneric, OrShiftedWordsGeneric};
+                             FindWordNotGeneric, EdgeWordsGeneric, OrShiftedWordsGeneric};
 constexpr Kernels kAvx2 = {"avx2", OrWordsAvx2, PopcountWordsAvx2,
-                           FindWordNotAvx2, OrShiftedWordsAvx2};
+                           FindWordNotAvx2, EdgeWordsAvx2, OrShiftedWordsAvx2};
 constexpr Kernels kAvx512 = {"avx512", OrWordsAvx512, PopcountWordsAvx512,
-                             FindWordNotAvx512, OrShiftedWordsAvx2};
+                             FindWordNotAvx512, EdgeWordsAvx512, OrShiftedWordsAvx2};
 
 bool HasPopcnt() { return __builtin_cpu_supports("popcnt"); }
 bool HasAvx2() { return __builtin_cpu_supports("avx2") && HasPopcnt(); }
@@ -251,7 +307,7 @@ bool HasAvx512() {
 #endif  // CONVERGE_X86_KERNELS
 
 constexpr Kernels kGeneric = {"generic", OrWordsGeneric, PopcountWordsGeneric,
-                              FindWordNotGeneric, OrShiftedWordsGeneric};
+                              FindWordNotGeneric, EdgeWordsGeneric, OrShiftedWordsGeneric};
 
 const Kernels& Select() {
 #if CONVERGE_X86_KERNELS

@@ -32,6 +32,11 @@ struct Kernels {
   // The first index in [from, n) whose word != value, or n.
   uint64_t (*find_word_not)(const uint64_t* w, uint64_t from, uint64_t n,
                             uint64_t value);
+  // Bit j (j < count <= 64) is set iff a run starts or ends in word w[j]
+  // (at any of its bits, bit 0 included): iff w[j] differs from what
+  // w[j - 1]'s top bit would continue (all zeros or all ones).
+  // REQUIRES: w[-1] is readable.
+  uint64_t (*edge_words)(const uint64_t* w, uint64_t count);
   // dst[i] |= (src[i] << shift) | (src[i - 1] >> (64 - shift)) for
   // 1 <= i < n: the interior words of a shifted merge. REQUIRES: 0 < shift
   // < 64.
@@ -61,57 +66,55 @@ uint64_t PopcountWordsParallel(const uint64_t* src, uint64_t n);
 void OrWords(uint64_t* dst, const uint64_t* src, uint64_t n);
 uint64_t PopcountWords(const uint64_t* src, uint64_t n);
 
+// The run edges inside word w (whose predecessor is prev): bit b is set iff
+// bit b of w differs from the bit before it (bit 63 of prev for b == 0).
+inline uint64_t EdgesInWord(uint64_t w, uint64_t prev) {
+  return w ^ ((w << 1) | (prev >> 63));
+}
+
 // Calls fn(PageRun) for each maximal run of set bits in words, ascending,
 // with page numbers offset by first_page (bit b of words[i] is page
 // first_page + 64 * i + b). A run that reaches the last bit ends at
-// first_page + 64 * words.size(). Skips all-clear and all-set words in bulk
-// with the active find_word_not; finds run edges with count-trailing-zeros.
+// first_page + 64 * words.size().
+//
+// Runs are found from their edges: the dispatched edge_words marks, 64
+// words per call, the words where a run starts or ends, so stretches of
+// all-clear and all-set words cost one vector compare per 8 words; the
+// edges inside a marked word are taken with count-trailing-zeros, and they
+// alternate start, end, start, ...
 template <typename Fn>
 void ForEachRunInWords(std::span<const uint64_t> words, uint64_t first_page,
                        Fn&& fn) {
-  constexpr uint64_t kAllOnes = ~uint64_t{0};
   const uint64_t* w = words.data();
   const uint64_t n = words.size();
   if (n == 0) return;
   const Kernels& k = Active();
-  uint64_t i = 0;
-  uint64_t word = w[0];  // the bits of word i not yet consumed
-  for (;;) {
-    if (word == 0) {
-      // One more word inline (short gaps are common at moderate density),
-      // then the vector scan for long clean stretches.
-      if (++i == n) return;
-      word = w[i];
-      if (word == 0) {
-        if (++i == n) return;
-        i = k.find_word_not(w, i, n, 0);
-        if (i == n) return;
-        word = w[i];
+  uint64_t start = 0;    // bit index of the open run's first page
+  bool in_run = false;   // a run started and has not ended yet
+  auto take_edges = [&](uint64_t j, uint64_t edges) {
+    const uint64_t base = 64 * j;
+    do {
+      const uint64_t bit = base + static_cast<uint64_t>(std::countr_zero(edges));
+      edges &= edges - 1;
+      if (in_run) {
+        fn(PageRun{first_page + start, bit - start});
+      } else {
+        start = bit;
       }
+      in_run = !in_run;
+    } while (edges != 0);
+  };
+  if (const uint64_t e = EdgesInWord(w[0], 0); e != 0) take_edges(0, e);
+  for (uint64_t block = 1; block < n; block += 64) {
+    const uint64_t count = n - block < 64 ? n - block : 64;
+    uint64_t marked = k.edge_words(w + block, count);
+    while (marked != 0) {
+      const uint64_t j = block + static_cast<uint64_t>(std::countr_zero(marked));
+      marked &= marked - 1;
+      take_edges(j, EdgesInWord(w[j], w[j - 1]));
     }
-    const uint64_t start_bit = static_cast<uint64_t>(std::countr_zero(word));
-    const uint64_t start = 64 * i + start_bit;
-    // The first clear bit at or after start_bit, skipping all-set words.
-    uint64_t clear = ~word & (kAllOnes << start_bit);
-    if (clear == 0) {
-      if (++i == n) {
-        fn(PageRun{first_page + start, 64 * n - start});
-        return;
-      }
-      clear = ~w[i];
-      if (clear == 0) {
-        i = k.find_word_not(w, i, n, kAllOnes);
-        if (i == n) {
-          fn(PageRun{first_page + start, 64 * n - start});
-          return;
-        }
-        clear = ~w[i];
-      }
-    }
-    const uint64_t end_bit = static_cast<uint64_t>(std::countr_zero(clear));
-    fn(PageRun{first_page + start, 64 * i + end_bit - start});
-    word = w[i] & (kAllOnes << end_bit);  // bit end_bit is clear, so < 64
   }
+  if (in_run) fn(PageRun{first_page + start, 64 * n - start});
 }
 
 }  // namespace converge::word_ops

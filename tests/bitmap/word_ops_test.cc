@@ -2,6 +2,7 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <bit>
 #include <random>
 #include <string>
@@ -56,6 +57,17 @@ TEST(WordOpsTest, EveryVariantMatchesScalar) {
         pop += static_cast<uint64_t>(std::popcount(a[i]));
       }
       EXPECT_EQ(k->popcount_words(a.data(), n), pop);
+
+      if (n >= 1) {
+        // edge_words over a[1..] (a[0] is the readable predecessor).
+        const uint64_t count = std::min<uint64_t>(64, n - 1);
+        uint64_t want = 0;
+        for (uint64_t j = 0; j < count; ++j) {
+          uint64_t fill = (a[j] >> 63) ? ~uint64_t{0} : 0;
+          if (a[j + 1] != fill) want |= uint64_t{1} << j;
+        }
+        EXPECT_EQ(k->edge_words(a.data() + 1, count), want);
+      }
 
       for (unsigned shift : {1u, 7u, 32u, 63u}) {
         std::vector<uint64_t> dst = a;
