@@ -79,9 +79,12 @@ class Estimator {
     // converging trend, a non-draining device or a perpetually-dirty source
     // is declared. Larger k is slower to call a stall and harder to fool.
     uint32_t stall_syncs = 3;
-    // An iteration "makes progress" when pending shrinks by at least this
-    // fraction; k iterations without progress are a stall.
-    double min_progress = 0.05;
+    // A sync "makes progress" when pending is below (1 - min_progress) of
+    // what it was k syncs earlier; k syncs in a row without progress are a
+    // stall. 0 only needs pending to fall at all, which a budgeted
+    // iteration over a huge guest still does; higher calls a slow crawl a
+    // stall sooner.
+    double min_progress = 0;
     // Priors for fixed costs until measured. The final sync's prior is the
     // smoothed duration of the regular syncs once there is one.
     uint64_t prior_final_sync_ns = 2'000'000;
