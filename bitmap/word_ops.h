@@ -51,11 +51,24 @@ const Kernels& Active();
 std::vector<const Kernels*> Supported();
 
 // Sizes (in words) at or above which OR and popcount split the work across
-// TBB worker threads. Measured with BM_OrWords{Serial,Parallel} and
-// BM_PopcountWords{Serial,Parallel} (bench/bitmap_benchmark.cc):
-// PLACEHOLDER
-inline constexpr uint64_t kParallelOrMinWords = uint64_t{1} << 17;
-inline constexpr uint64_t kParallelPopcountMinWords = uint64_t{1} << 17;
+// TBB worker threads. Measured with BM_{OrWords,PopcountWords}{Serial,
+// Parallel} (bench/bitmap_benchmark.cc, medians of 3, wall time) on this
+// project's 2-vCPU Xeon VM, quiet and with other builds running:
+//   popcount, 2^18 words:  124 us serial, 132 us parallel (loaded)
+//             2^20 words:  866 us serial, 826 us parallel (loaded)
+//             2^22 words: 7.07 ms serial, 6.57 ms parallel (loaded);
+//                         4.16 ms serial, 0.92 ms parallel (quiet)
+//   OR,       2^18 words:  325 us serial, 451 us parallel (loaded)
+//             2^20 words: 1.59 ms serial, 1.95 ms parallel (loaded)
+//             2^22 words: 8.53 ms serial, 11.4 ms parallel (loaded);
+//                         8.16 ms serial, 9.32 ms parallel (quiet)
+// Popcount is bound by one core's outstanding misses, so a second core
+// helps from 2^20 words (8 MiB, a 256 GiB guest). OR is bound by memory
+// bandwidth the cores share and lost at every size up to the 32 MiB
+// measured, so it goes parallel only past that, at 2^23 words (64 MiB, a
+// 2 TiB guest at 4 KiB pages).
+inline constexpr uint64_t kParallelOrMinWords = uint64_t{1} << 23;
+inline constexpr uint64_t kParallelPopcountMinWords = uint64_t{1} << 20;
 
 // The TBB-parallel forms of or_words / popcount_words (any n; they do not
 // check the thresholds above).

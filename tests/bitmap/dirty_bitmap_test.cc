@@ -245,7 +245,7 @@ TEST(DirtyBitmapTest, MergeWordsEveryShift) {
 TEST(DirtyBitmapTest, LargeBitmapsCrossTheParallelThreshold) {
   const uint64_t min_words = std::max(word_ops::kParallelOrMinWords,
                                       word_ops::kParallelPopcountMinWords);
-  const uint64_t n = 64 * (2 * min_words) + 77;
+  const uint64_t n = 64 * min_words + 77;
   std::mt19937_64 rng(11);
   DirtyBitmap a(n), b(n);
   for (int i = 0; i < 100000; ++i) a.Set(rng() % n);

@@ -109,7 +109,7 @@ TEST(WordOpsTest, FindWordNotEveryPosition) {
 TEST(WordOpsTest, ParallelFormsMatchSerial) {
   std::mt19937_64 rng(3);
   for (uint64_t n : {uint64_t{0}, uint64_t{1}, uint64_t{100000},
-                     kParallelOrMinWords + 13}) {
+                     uint64_t{3} << 16 | 13}) {
     std::vector<uint64_t> a = RandomWords(rng, n), b = RandomWords(rng, n);
     std::vector<uint64_t> serial = a, parallel = a;
     Active().or_words(serial.data(), b.data(), n);
