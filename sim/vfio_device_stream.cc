@@ -6,6 +6,7 @@
 #include <cstring>
 #include <string>
 #include <string_view>
+#include <vector>
 
 namespace converge::sim {
 namespace {
@@ -35,6 +36,27 @@ constexpr std::string_view kWords[64] = {
     "pci",    "host",   "guest",  "vcpu",   "0x0000", "0xffff", "=",
     "{",      "}"};
 
+// Text-like bytes: words and separators drawn at random, built once.
+const std::vector<uint8_t>& TextCorpus() {
+  static const std::vector<uint8_t>* corpus = [] {
+    auto* c = new std::vector<uint8_t>();
+    constexpr size_t kBytes = (1 << 20) + 4096;
+    c->reserve(kBytes + 16);
+    uint64_t rng = 0x7465787463727573ull;
+    while (c->size() < kBytes) {
+      uint64_t bits = SplitMix64(rng);
+      for (int i = 0; i < 8 && c->size() < kBytes; ++i, bits >>= 8) {
+        std::string_view word = kWords[bits & 63];
+        c->insert(c->end(), word.begin(), word.end());
+        c->push_back((bits & 0xc0) == 0 ? '\n' : ' ');
+      }
+    }
+    c->resize(kBytes);
+    return c;
+  }();
+  return *corpus;
+}
+
 void PutLe64(uint8_t* out, uint64_t v) {
   for (int i = 0; i < 8; ++i) out[i] = static_cast<uint8_t>(v >> (8 * i));
 }
@@ -60,23 +82,12 @@ void DeviceStateContent::FillBlock(uint64_t block, uint8_t* out) const {
   if (kind < zero_below_) {
     std::memset(out, 0, kBlockBytes);
   } else if (kind < text_below_) {
-    size_t pos = 0;
-    uint64_t bits = 0;
-    int left = 0;
-    while (pos < kBlockBytes) {
-      if (left < 8) {
-        bits = SplitMix64(rng);
-        left = 64;
-      }
-      std::string_view word = kWords[bits & 63];
-      char sep = (bits & 0xc0) == 0 ? '\n' : ' ';
-      bits >>= 8;
-      left -= 8;
-      size_t n = std::min(word.size(), kBlockBytes - pos);
-      std::memcpy(out + pos, word.data(), n);
-      pos += n;
-      if (pos < kBlockBytes) out[pos++] = static_cast<uint8_t>(sep);
-    }
+    // A 4 KiB window of a 1 MiB corpus: lz4's 64 KiB window rarely holds
+    // the same part twice, so blocks compress like the text itself.
+    const std::vector<uint8_t>& corpus = TextCorpus();
+    uint64_t slots = (corpus.size() - kBlockBytes) / 64;
+    std::memcpy(out, corpus.data() + (SplitMix64(rng) % slots) * 64,
+                kBlockBytes);
   } else {
     for (size_t i = 0; i < kBlockBytes; i += 8) {
       uint64_t v = SplitMix64(rng);

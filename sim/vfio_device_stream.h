@@ -33,7 +33,8 @@ struct ContentMix {
 };
 
 // Generates device-state bytes: byte k depends only on the seed, the mix
-// and k. Cost: about 1-4 GB/s per thread depending on the mix.
+// and k. Cost: several GB/s per thread (random blocks are the slowest);
+// the first text block builds a 1 MiB corpus shared by every instance.
 class DeviceStateContent {
  public:
   static constexpr uint64_t kBlockBytes = 4096;
