@@ -31,8 +31,11 @@ Forecast ForecastIterations(double pending_bytes, double floor_bytes,
   double shrinking = pending_bytes - floor_bytes;
   double n = 1;
   if (lambda > 0) {
+    // The epsilon keeps an exact power (budget = P * lambda^3) at 3
+    // instead of rounding error making it 4.
     n = std::ceil(std::log((budget_bytes - floor_bytes) / shrinking) /
-                  std::log(lambda));
+                      std::log(lambda) -
+                  1e-9);
     n = std::max(n, 1.0);
   }
   // sum_{i<n} P_i = n * floor + shrinking * (1 - lambda^n) / (1 - lambda)

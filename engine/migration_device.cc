@@ -112,34 +112,42 @@ Status MigrationDevice::Recover(MigState from, MigState target,
     f.recovery_error = after.status();
   } else if (*after == MigState::kRunning) {
     f.recovery = RecoveryOutcome::kAlreadyRunning;
-  } else if (*after == MigState::kError) {
-    if (!options_.reset_on_error) {
-      f.recovery = RecoveryOutcome::kLeftInPlace;
-    } else {
-      Result<MigState> reset = Reset();
-      if (reset.ok() && *reset == MigState::kRunning) {
-        f.recovery = RecoveryOutcome::kReset;
-      } else {
-        f.recovery = RecoveryOutcome::kFailed;
-        f.recovery_error =
-            reset.ok() ? InternalError("reset left " + name_ + " in " +
-                                       std::string(MigStateName(*reset)))
-                       : reset.status();
-      }
-    }
-  } else if (!options_.return_to_running) {
+  } else if (*after != MigState::kError && !options_.return_to_running) {
     f.recovery = RecoveryOutcome::kLeftInPlace;
   } else {
-    Result<int> back = IssueSet(MigState::kRunning);
-    if (back.ok()) {
-      state_ = MigState::kRunning;
-      // Returning to RUNNING never opens a data session.
-      if (*back >= 0) (void)kernel_.Close(*back);
-      f.recovery = RecoveryOutcome::kReturnedToRunning;
-    } else {
-      f.recovery = RecoveryOutcome::kFailed;
-      f.recovery_error = back.status();
-      (void)GetState();
+    if (*after != MigState::kError) {
+      Result<int> back = IssueSet(MigState::kRunning);
+      if (back.ok()) {
+        state_ = MigState::kRunning;
+        // Returning to RUNNING never opens a data session.
+        if (*back >= 0) (void)kernel_.Close(*back);
+        f.recovery = RecoveryOutcome::kReturnedToRunning;
+      } else {
+        f.recovery = RecoveryOutcome::kFailed;
+        f.recovery_error = back.status();
+        // Leaving RESUMING validates the stream; a failure there can put
+        // the device in ERROR, which only a reset leaves.
+        (void)GetState();
+      }
+    }
+    if (state_ == MigState::kError) {
+      if (!options_.reset_on_error) {
+        if (f.recovery != RecoveryOutcome::kFailed) {
+          f.recovery = RecoveryOutcome::kLeftInPlace;
+        }
+      } else {
+        Result<MigState> reset = Reset();
+        if (reset.ok() && *reset == MigState::kRunning) {
+          f.recovery = RecoveryOutcome::kReset;
+          f.recovery_error = OkStatus();
+        } else {
+          f.recovery = RecoveryOutcome::kFailed;
+          f.recovery_error =
+              reset.ok() ? InternalError("reset left " + name_ + " in " +
+                                         std::string(MigStateName(*reset)))
+                         : reset.status();
+        }
+      }
     }
   }
   f.final_state = state_;
