@@ -75,7 +75,19 @@ void AtomicDirtyBitmap::TakeBits(uint64_t i, uint64_t mask,
 void AtomicDirtyBitmap::HarvestInto(DirtyBitmap& out) {
   assert(out.num_pages() == num_pages_);
   uint64_t* out_words = out.words().data();
-  for (uint64_t i = 0; i < num_words_; ++i) TakeBits(i, kAllOnes, out_words);
+  uint64_t i = 0;
+  for (; i + 4 <= num_words_; i += 4) {
+    // Relaxed, as in TakeBits: clean stretches are skipped four words at a
+    // time without a locked instruction.
+    if ((words_[i].load(std::memory_order_relaxed) |
+         words_[i + 1].load(std::memory_order_relaxed) |
+         words_[i + 2].load(std::memory_order_relaxed) |
+         words_[i + 3].load(std::memory_order_relaxed)) == 0) {
+      continue;
+    }
+    for (uint64_t j = i; j < i + 4; ++j) TakeBits(j, kAllOnes, out_words);
+  }
+  for (; i < num_words_; ++i) TakeBits(i, kAllOnes, out_words);
 }
 
 void AtomicDirtyBitmap::HarvestRangeInto(uint64_t first, uint64_t count,
