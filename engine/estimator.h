@@ -98,6 +98,7 @@ class Estimator {
   };
 
   Estimator() : Estimator(Options()) {}
+  // REQUIRES: Validate(options).ok().
   explicit Estimator(const Options& options);
 
   // Checks options; returns an error naming the bad field.

@@ -221,8 +221,8 @@ TEST_F(DeviceSessionTest, MultiDeviceP2pOrdering) {
     EXPECT_EQ(devices_[i]->state(), sim::MigState::kStopCopy);
     EXPECT_GE(sessions[i]->data_fd(), 0);
   }
-  // The device-side arcs: the first STOP_COPY arc of any device comes
-  // after every device's P2P arc.
+  // The device that was RUNNING went to RUNNING_P2P first, not straight
+  // to STOP.
   auto arcs = devices_[2]->arcs();
   ASSERT_FALSE(arcs.empty());
   EXPECT_EQ(arcs.front().second, sim::MigState::kRunningP2p);
