@@ -78,7 +78,7 @@ Status DeviceSession::Transition(MigState target) {
   return OkStatus();
 }
 
-Result<PrecopyInfo> DeviceSession::QueryPrecopyInfo() {
+Result<DevicePrecopyInfo> DeviceSession::QueryPrecopyInfo() {
   std::optional<MigState> s = device_.state();
   if (!data_fd_.valid() || !s ||
       (*s != MigState::kPreCopy && *s != MigState::kPreCopyP2p)) {
@@ -92,7 +92,7 @@ Result<PrecopyInfo> DeviceSession::QueryPrecopyInfo() {
   Result<int> r =
       kernel_.Ioctl(data_fd_.get(), VFIO_MIG_GET_PRECOPY_INFO, &info);
   if (!r.ok()) return r.status().WithContext("PRECOPY_INFO of " + name());
-  PrecopyInfo out;
+  DevicePrecopyInfo out;
   out.initial_bytes = info.initial_bytes;
   out.dirty_bytes = info.dirty_bytes;
   out.reinit = (info.flags & VFIO_PRECOPY_INFO_REINIT) != 0;

@@ -44,7 +44,7 @@ struct DeviceCapabilities {
 };
 
 // VFIO_MIG_GET_PRECOPY_INFO.
-struct PrecopyInfo {
+struct DevicePrecopyInfo {
   uint64_t initial_bytes = 0;
   uint64_t dirty_bytes = 0;
   bool reinit = false;  // VFIO_PRECOPY_INFO_REINIT (7.1)
@@ -77,7 +77,7 @@ class DeviceSession {
 
   // PRECOPY_INFO on the data_fd. REQUIRES: none; kFailedPrecondition unless
   // the device is in PRE_COPY or PRE_COPY_P2P with a data_fd.
-  [[nodiscard]] Result<PrecopyInfo> QueryPrecopyInfo();
+  [[nodiscard]] Result<DevicePrecopyInfo> QueryPrecopyInfo();
 
   // MIG_DATA_SIZE: the device's estimate of its STOP_COPY size, callable in
   // any state. kNotSupported when the device lacks feature 9.

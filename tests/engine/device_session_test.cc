@@ -132,7 +132,7 @@ TEST_F(DeviceSessionTest, PreCopyDataFdLifetime) {
   const int fd = session->data_fd();
   ASSERT_GE(fd, 0);
   EXPECT_EQ(emulated_.num_installed(), installed + 1);
-  Result<PrecopyInfo> info = session->QueryPrecopyInfo();
+  Result<DevicePrecopyInfo> info = session->QueryPrecopyInfo();
   ASSERT_TRUE(info.ok()) << info.status().ToString();
   EXPECT_EQ(info->initial_bytes, 256u << 10);
 

@@ -105,7 +105,7 @@ TEST_F(VfioFeatureTest, SessionErrorPaths) {
   ASSERT_TRUE(session.Transition(S::kPreCopy).ok());
   kernel_.AddRule(sim::FaultRule::FailNth(sim::KernelOp::kIoctl, 1, ENODEV)
                       .OnRequest(VFIO_MIG_GET_PRECOPY_INFO));
-  Result<PrecopyInfo> info = session.QueryPrecopyInfo();
+  Result<DevicePrecopyInfo> info = session.QueryPrecopyInfo();
   EXPECT_EQ(info.status().sys_errno(), ENODEV);
   EXPECT_NE(info.status().message().find("nic0"), std::string::npos);
   kernel_.AddRule(sim::FaultRule::FailNth(sim::KernelOp::kIoctl, 1, EIO)
