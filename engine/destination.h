@@ -19,9 +19,10 @@
 // error naming the device) instead of killing the process. Other threads'
 // signal masks are untouched.
 //
-// Failure: on any error the devices are left in STOP (RESUMING sessions
-// closed; a device whose state is unknown is reset) and the error names
-// the device or the record; guest memory may hold a partial image.
+// Failure: on any error every RESUMING session is ended (RESUMING -> STOP;
+// a device that rejects its partial state is recovered by the
+// DeviceSession::Options policy, back to RUNNING or reset) and the error
+// names the device or the record; guest memory may hold a partial image.
 //
 // Thread-safety: not thread-safe; Run() blocks its thread. Borrowed
 // objects (Kernel, Clock, Transport, guest memory, device fds) must

@@ -119,30 +119,42 @@ Status ReturnDevicesToRunning(std::span<DeviceSession* const> devices) {
   return first;
 }
 
-Status MoveDevicesToStop(std::span<DeviceSession* const> devices,
-                         MigState target) {
-  assert(target == MigState::kStop || target == MigState::kStopCopy);
-  auto unwind = [&](const Status& error) {
-    Status back = ReturnDevicesToRunning(devices);
-    std::string msg = error.message() + "; every device returned to RUNNING";
-    if (!back.ok()) msg += " except: " + back.ToString();
-    return Status(error.code(), std::move(msg), error.sys_errno());
-  };
-  // Phase 1: quiesce every device that can be quiesced.
+namespace {
+
+// Every device back to RUNNING after `error`; the message says so.
+Status Unwind(std::span<DeviceSession* const> devices, const Status& error) {
+  Status back = ReturnDevicesToRunning(devices);
+  std::string msg = error.message() + "; every device returned to RUNNING";
+  if (!back.ok()) msg += " except: " + back.ToString();
+  return Status(error.code(), std::move(msg), error.sys_errno());
+}
+
+}  // namespace
+
+Status MoveDevicesToP2p(std::span<DeviceSession* const> devices) {
   for (DeviceSession* d : devices) {
     if (!d->capabilities().p2p) continue;
     std::optional<MigState> s = d->state();
-    MigState quiet = s && (*s == MigState::kPreCopy ||
-                           *s == MigState::kPreCopyP2p)
-                         ? MigState::kPreCopyP2p
-                         : MigState::kRunningP2p;
+    if (s && (*s == MigState::kRunningP2p || *s == MigState::kPreCopyP2p)) {
+      continue;
+    }
+    MigState quiet = s && *s == MigState::kPreCopy ? MigState::kPreCopyP2p
+                                                  : MigState::kRunningP2p;
     Status st = d->Transition(quiet);
-    if (!st.ok()) return unwind(st);
+    if (!st.ok()) return Unwind(devices, st);
   }
+  return OkStatus();
+}
+
+Status MoveDevicesToStop(std::span<DeviceSession* const> devices,
+                         MigState target) {
+  assert(target == MigState::kStop || target == MigState::kStopCopy);
+  // Phase 1: quiesce every device that can be quiesced.
+  CONVERGE_RETURN_IF_ERROR(MoveDevicesToP2p(devices));
   // Phase 2: only now may any device stop.
   for (DeviceSession* d : devices) {
     Status st = d->Transition(target);
-    if (!st.ok()) return unwind(st);
+    if (!st.ok()) return Unwind(devices, st);
   }
   return OkStatus();
 }

@@ -106,9 +106,17 @@ class DeviceSession {
   KernelFd data_fd_;
 };
 
+// Moves every device with P2P support to PRE_COPY_P2P (if it is
+// pre-copying) or RUNNING_P2P; devices already there are left alone. If a
+// transition fails, every device is returned to RUNNING and the error,
+// naming the device, is returned. The first half of MoveDevicesToStop(),
+// for a caller that pauses its vCPUs in between.
+[[nodiscard]] Status MoveDevicesToP2p(std::span<DeviceSession* const> devices);
+
 // Moves every session to `target` (STOP or STOP_COPY): first every device
 // with P2P support to PRE_COPY_P2P (if it is pre-copying) or RUNNING_P2P,
-// then each device to `target`. If any transition fails, every device is
+// then each device to `target` (devices already in a P2P state count as
+// quiesced). If any transition fails, every device is
 // returned to RUNNING (data sessions closed) and the first error is
 // returned, naming the device. REQUIRES: target is kStop or kStopCopy.
 [[nodiscard]] Status MoveDevicesToStop(std::span<DeviceSession* const> devices,

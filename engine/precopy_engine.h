@@ -90,7 +90,8 @@ struct EngineOptions {
   uint64_t harvest_chunk_pages = uint64_t{1} << 18;
   // Sources are re-armed (KVM CLEAR_DIRTY_LOG) this many bytes of RAM at a
   // time, just before that chunk is sent; QEMU uses 1 GiB. Smaller chunks
-  // catch rewrites sooner and cost more kernel calls. Rounded to 64 pages.
+  // catch rewrites sooner and cost more kernel calls. Rounded up to 64
+  // pages; 0 re-arms all RAM at once before each send.
   uint64_t rearm_chunk_bytes = uint64_t{1} << 30;
   // k for the writable working set: pages harvested in each of the last k
   // syncs (a bitmap AND). Each costs one RAM bitmap of memory.
@@ -129,6 +130,9 @@ struct SyncStats {
   uint64_t ram_pending_pages = 0; // dirty after it (incl. not yet sent)
   uint64_t wws_pages = 0;         // dirty in each of the last k syncs
   uint64_t device_pending_bytes = 0;
+  // A failing dirty source does not fail Sync(): its windows are resent
+  // (pending) and its first error is here.
+  Status source_error;
 };
 
 // The caller's side of the stop-and-copy phase.
