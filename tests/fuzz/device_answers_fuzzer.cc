@@ -2,10 +2,10 @@
 //
 // A fake Kernel models up to three migration devices. Every answer it gives
 // can be bent by the fuzz input: the MIGRATION flags and feature probes,
-// GET read-backs of the device state (any raw value; a device may also fall
-// into ERROR on its own), SETs that fail part-way (any arc, any errno, into
-// ERROR or not) or return a data_fd where none was due (or none where one
-// was), PRECOPY_INFO and MIG_DATA_SIZE values (the full u64 range), and
+// GET read-backs of the device state (raw values outside the enum; a device
+// may also fall into ERROR on its own), SETs that fail part-way (any arc,
+// any errno, into ERROR or not) or return a data_fd where none was due (or
+// none where one was), PRECOPY_INFO and MIG_DATA_SIZE values (the full u64 range), and
 // data_fd reads (any length, EOF, any errno, EINTR). DeviceSession,
 // MigrationDevice, MoveDevicesToStop, DataFdReader and the Estimator are
 // driven by a program in the same input.
@@ -36,7 +36,7 @@
 //                 answers the op's calls from those bytes (0 when used up).
 //
 // Seeds: CONVERGE_WRITE_SEEDS=<dir> ./device_answers_fuzzer writes the seed
-// corpus (tests/fuzz/corpus/device_answers/) and exits.
+// corpus (tests/fuzz/corpus/device_answers_fuzzer/) and exits.
 
 #include <algorithm>
 #include <climits>
@@ -219,7 +219,7 @@ class FakeKernel final : public Kernel {
     if (mode % 8 == 3) d.state = MigState::kError;  // fell into ERROR
     mig.device_state = uint32_t(d.state);
     // A raw value outside the enum (the device state itself is unchanged).
-    if (mode % 8 == 2) mig.device_state = answers_.U32();
+    if (mode % 8 == 2) mig.device_state = answers_.U32() | kNumMigStates;
     return 0;
   }
 
