@@ -3,6 +3,8 @@
 #include <algorithm>
 #include <bit>
 
+#include "bitmap/word_ops.h"
+
 namespace converge {
 namespace {
 
@@ -23,11 +25,16 @@ uint64_t OrBitRange(const uint64_t* src, uint64_t src_bit, uint64_t* dst,
     const uint64_t* s = src + src_bit / 64;
     uint64_t* d = dst + dst_bit / 64;
     const uint64_t full = num_bits / 64;
-    for (uint64_t i = 0; i < full; ++i) {
-      const uint64_t v = s[i];
-      if (v == 0) continue;
-      d[i] |= v;
-      copied += static_cast<uint64_t>(std::popcount(v));
+    // Clean stretches are skipped by the vector scan, runs of set words
+    // are copied directly.
+    const word_ops::Kernels& k = word_ops::Active();
+    for (uint64_t i = k.find_word_not(s, 0, full, 0); i < full;
+         i = k.find_word_not(s, i, full, 0)) {
+      do {
+        d[i] |= s[i];
+        copied += static_cast<uint64_t>(std::popcount(s[i]));
+        ++i;
+      } while (i < full && s[i] != 0);
     }
     const uint64_t tail = num_bits % 64;
     if (tail != 0) {
@@ -49,6 +56,21 @@ uint64_t OrBitRange(const uint64_t* src, uint64_t src_bit, uint64_t* dst,
     done += n;
   }
   return copied;
+}
+
+uint64_t ListSetWords(const uint64_t* words, uint64_t n,
+                      std::vector<uint64_t>& set_words) {
+  const word_ops::Kernels& k = word_ops::Active();
+  uint64_t set = 0;
+  for (uint64_t i = k.find_word_not(words, 0, n, 0); i < n;
+       i = k.find_word_not(words, i, n, 0)) {
+    do {
+      set_words.push_back(i);
+      set += static_cast<uint64_t>(std::popcount(words[i]));
+      ++i;
+    } while (i < n && words[i] != 0);
+  }
+  return set;
 }
 
 uint64_t CountBitRange(const uint64_t* words, uint64_t first_bit,

@@ -9,12 +9,14 @@
 #define CONVERGE_IOMMU_BIT_RANGE_H_
 
 #include <cstdint>
+#include <vector>
 
 namespace converge {
 
 // dst bits [dst_bit, dst_bit + num_bits) |= src bits [src_bit, src_bit +
 // num_bits). Returns the number of set bits copied (the popcount of the
-// source range). Word-aligned offsets take a plain word loop.
+// source range). Word-aligned offsets skip clean stretches with the
+// dispatched vector scan (bitmap/word_ops.h).
 // REQUIRES: both ranges lie inside their arrays; they do not overlap.
 uint64_t OrBitRange(const uint64_t* src, uint64_t src_bit, uint64_t* dst,
                     uint64_t dst_bit, uint64_t num_bits);
@@ -22,6 +24,13 @@ uint64_t OrBitRange(const uint64_t* src, uint64_t src_bit, uint64_t* dst,
 // Number of set bits in [first_bit, first_bit + num_bits).
 uint64_t CountBitRange(const uint64_t* words, uint64_t first_bit,
                        uint64_t num_bits);
+
+// Appends to set_words the index of every non-zero word of words[0, n),
+// ascending, and returns the number of bits set in them. Clean stretches
+// are skipped by the dispatched vector scan, runs of set words walked
+// directly.
+uint64_t ListSetWords(const uint64_t* words, uint64_t n,
+                      std::vector<uint64_t>& set_words);
 
 }  // namespace converge
 

@@ -20,9 +20,11 @@
 #include <cstdint>
 #include <span>
 #include <string_view>
+#include <vector>
 
 #include "base/status.h"
 #include "bitmap/dirty_bitmap.h"
+#include "iommu/bit_range.h"
 
 namespace converge {
 
@@ -73,6 +75,25 @@ class DirtySource {
   // one tracked range and fits in out.
   virtual Status Harvest(uint64_t gpa, uint64_t num_pages, DirtyBitmap& out,
                          uint64_t out_first_page) = 0;
+
+  // Harvest() of the window into out from page 0, for a caller whose out
+  // is clean there (a zeroed scratch window): a source may then have the
+  // kernel write its report straight into out instead of through a bounce
+  // buffer. Also appends to set_words, ascending, the index of every word
+  // of out that holds a bit of the window, so that the caller visits only
+  // those (on error too: the marked window is listed). Same contract as
+  // Harvest() otherwise; the default forwards to it and scans the window.
+  // REQUIRES: as Harvest() with out_first_page 0; the words of out holding
+  // pages [0, num_pages) are zero.
+  virtual Status HarvestIntoZeroed(uint64_t gpa, uint64_t num_pages,
+                                   DirtyBitmap& out,
+                                   std::vector<uint64_t>& set_words) {
+    Status s = Harvest(gpa, num_pages, out, 0);
+    if (num_pages <= out.num_pages()) {
+      ListSetWords(out.words().data(), (num_pages + 63) / 64, set_words);
+    }
+    return s;
+  }
 
   // Re-arms tracking for a window just before its pages are sent (KVM
   // manual protect: CLEAR_DIRTY_LOG). Sources that clear on report do

@@ -8,6 +8,7 @@
 
 #include "bitmap/word_ops.h"
 
+
 namespace converge {
 
 DirtyTracker::DirtyTracker(std::vector<RamRegion> regions)
@@ -60,6 +61,10 @@ Status DirtyTracker::Start() {
   }
   chunk_pages_ = std::max(align, max_pages / align * align);
   scratch_.assign(sources_.size(), DirtyBitmap(chunk_pages_));
+  scratch_words_.clear();
+  for (DirtyBitmap& sc : scratch_) scratch_words_.push_back(sc.words().data());
+  set_words_.clear();
+  set_words_.reserve(sources_.size() * (chunk_pages_ / 64));
   started_ = true;
   return OkStatus();
 }
@@ -113,14 +118,13 @@ Status DirtyTracker::Sync() {
 
 Status DirtyTracker::SyncWindow(size_t region, uint64_t first_page,
                                 uint64_t pages) {
-  const uint64_t words = (pages + 63) / 64;
   const uint64_t gpa =
       regions_[region].gpa + first_page * options_.ram_page_bytes;
+  set_words_.clear();
   Status first;
   for (size_t i = 0; i < sources_.size(); ++i) {
-    uint64_t* sc = scratch_[i].words().data();
-    std::fill(sc, sc + words, 0);
-    Status s = sources_[i]->Harvest(gpa, pages, scratch_[i], 0);
+    Status s =
+        sources_[i]->HarvestIntoZeroed(gpa, pages, scratch_[i], set_words_);
     if (!s.ok()) {
       ++last_[i].errors;
       if (last_[i].first_error.ok()) last_[i].first_error = s;
@@ -128,26 +132,24 @@ Status DirtyTracker::SyncWindow(size_t region, uint64_t first_page,
     }
   }
   // first_page is a multiple of chunk_pages_, itself a multiple of 64.
-  uint64_t* dst = bitmaps_[region].words().data() + first_page / 64;
-  const size_t n = sources_.size();
-  if (n == 1) {
-    const uint64_t* sc = scratch_[0].words().data();
-    const uint64_t c = word_ops::Active().popcount_words(sc, words);
-    word_ops::Active().or_words(dst, sc, words);
-    last_[0].pages_reported += c;
-    last_[0].pages_unique += c;
-    return first;
+  MergeSetWords(bitmaps_[region].words().data() + first_page / 64);
+#ifndef NDEBUG
+  for (uint64_t* sc : scratch_words_) {
+    assert(word_ops::Active().find_word_not(sc, 0, (pages + 63) / 64, 0) ==
+               (pages + 63) / 64 &&
+           "a source set a scratch word it did not list");
   }
-  constexpr size_t kMaxInline = 8;
-  const uint64_t* inline_ptrs[kMaxInline];
-  std::vector<const uint64_t*> heap_ptrs;
-  const uint64_t** sc = inline_ptrs;
-  if (n > kMaxInline) {
-    heap_ptrs.resize(n);
-    sc = heap_ptrs.data();
-  }
-  for (size_t i = 0; i < n; ++i) sc[i] = scratch_[i].words().data();
-  for (uint64_t j = 0; j < words; ++j) {
+#endif
+  return first;
+}
+
+void DirtyTracker::MergeSetWords(uint64_t* dst) {
+  uint64_t* const* sc = scratch_words_.data();
+  const size_t n = scratch_words_.size();
+  // A word set by several sources is listed once per source; the first
+  // visit merges and clears it, the others find it clean.
+  for (const uint64_t j : set_words_) {
+    assert(j < chunk_pages_ / 64);
     uint64_t once = 0, twice = 0;
     for (size_t i = 0; i < n; ++i) {
       const uint64_t v = sc[i][j];
@@ -158,12 +160,13 @@ Status DirtyTracker::SyncWindow(size_t region, uint64_t first_page,
     dst[j] |= once;
     for (size_t i = 0; i < n; ++i) {
       const uint64_t v = sc[i][j];
+      if (v == 0) continue;
       last_[i].pages_reported += static_cast<uint64_t>(std::popcount(v));
       last_[i].pages_unique +=
           static_cast<uint64_t>(std::popcount(v & ~twice));
+      sc[i][j] = 0;
     }
   }
-  return first;
 }
 
 }  // namespace converge

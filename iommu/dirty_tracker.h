@@ -4,13 +4,17 @@
 // true union of the IOMMU, device and vCPU trackers, with per-source
 // accounting of how many pages each reported and how many ONLY it reported.
 //
-// How a Sync works: each region is walked in chunks (Options::chunk_pages,
-// cut to the sources' limits and alignment); each source harvests a chunk
-// into its own small scratch bitmap; one pass over the scratch words then
-// ORs the union into the region bitmap and counts, per source, its bits
-// and the bits no other source set (popcount of v & ~seen_twice). The
-// scratch bitmaps stay in cache, and a chunk nobody dirtied does not touch
-// the region bitmap at all.
+// How a Sync works: each region is walked in windows (Options::
+// chunk_pages, cut to the sources' limits and alignment). Every source
+// harvests a window into its own scratch bitmap, which is clean at that
+// point (DirtySource::HarvestIntoZeroed): a source can have the kernel
+// write its report straight into it, and it lists the words it set, found
+// with the dispatched vector scan while they are still in cache. One merge
+// pass over the listed words then ORs the union into the region bitmap,
+// counts per source its bits and the bits no other source set (popcount of
+// v & ~seen_twice), and clears the scratch words again. A clean word costs
+// one vector compare, and a window nobody dirtied writes neither the
+// region bitmap nor the scratch.
 //
 // Errors: a failing source never stops a Sync. Its window is already
 // marked dirty by the source (the DirtySource contract), every other chunk
@@ -106,12 +110,20 @@ class DirtyTracker {
  private:
   // Harvests one window of one region into the scratch bitmaps and merges.
   Status SyncWindow(size_t region, uint64_t first_page, uint64_t pages);
+  // For every word listed in set_words_: ORs the scratch words into dst,
+  // counts them into last_, and clears them. REQUIRES: every set scratch
+  // word is listed (the sources' HarvestIntoZeroed contract).
+  void MergeSetWords(uint64_t* dst);
 
   const Options options_;
   std::vector<RamRegion> regions_;
   std::vector<DirtyBitmap> bitmaps_;
   std::vector<DirtySource*> sources_;
-  std::vector<DirtyBitmap> scratch_;  // one per source, chunk_pages_ bits
+  std::vector<DirtyBitmap> scratch_;  // one per source, chunk_pages_ bits,
+                                      // all clean between windows
+  std::vector<uint64_t*> scratch_words_;  // their words, for the merge
+  std::vector<uint64_t> set_words_;  // the window's set scratch words,
+                                     // as the sources listed them
   std::vector<SourceSyncStats> last_, total_;
   uint64_t chunk_pages_ = 0;
   bool started_ = false;

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <bit>
+#include <cassert>
 #include <chrono>
 #include <cstdio>
 
@@ -119,15 +120,37 @@ Status IovaDirtySource::Harvest(uint64_t gpa, uint64_t num_pages,
   return HarvestWithFlags(gpa, num_pages, out, out_first_page, 0);
 }
 
+Status IovaDirtySource::HarvestIntoZeroed(uint64_t gpa, uint64_t num_pages,
+                                          DirtyBitmap& out,
+                                          std::vector<uint64_t>& set_words) {
+  return HarvestTimed(gpa, num_pages, out, 0, 0, &set_words);
+}
+
 Status IovaDirtySource::HarvestWithFlags(uint64_t gpa, uint64_t num_pages,
                                          DirtyBitmap& out,
                                          uint64_t out_first_page,
                                          uint32_t read_flags) {
+  return HarvestTimed(gpa, num_pages, out, out_first_page, read_flags,
+                      nullptr);
+}
+
+Status IovaDirtySource::HarvestTimed(uint64_t gpa, uint64_t num_pages,
+                                     DirtyBitmap& out, uint64_t out_first_page,
+                                     uint32_t read_flags,
+                                     std::vector<uint64_t>* set_words) {
   const auto t0 = std::chrono::steady_clock::now();
   ++stats_.harvests;
-  uint64_t marked = 0;
+  uint64_t reported = 0, marked = 0;
   Status s = HarvestLocked(gpa, num_pages, out, out_first_page, read_flags,
-                           marked);
+                           set_words != nullptr, reported, marked);
+  if (set_words != nullptr && num_pages <= out.num_pages()) {
+    // The window was clean: its set words are exactly what the harvest
+    // delivered, and listing them counts it in the same pass.
+    const uint64_t listed =
+        ListSetWords(out.words().data(), (num_pages + 63) / 64, *set_words);
+    if (s.ok()) reported = listed;
+  }
+  stats_.pages_reported += reported;
   stats_.harvest_ns += static_cast<uint64_t>(
       std::chrono::duration_cast<std::chrono::nanoseconds>(
           std::chrono::steady_clock::now() - t0)
@@ -149,7 +172,8 @@ std::string IovaDirtySource::Describe(uint64_t gpa, uint64_t num_pages) const {
 Status IovaDirtySource::HarvestLocked(uint64_t gpa, uint64_t num_pages,
                                       DirtyBitmap& out,
                                       uint64_t out_first_page,
-                                      uint32_t read_flags, uint64_t& marked) {
+                                      uint32_t read_flags, bool out_zeroed,
+                                      uint64_t& reported, uint64_t& marked) {
   const bool fits = out_first_page <= out.num_pages() &&
                     num_pages <= out.num_pages() - out_first_page;
   if (!fits) {
@@ -186,14 +210,11 @@ Status IovaDirtySource::HarvestLocked(uint64_t gpa, uint64_t num_pages,
   w.iova_lo = t.iova + w.first * r_bytes;
   w.iova_hi = w.iova_lo + num_pages * r_bytes;
 
-  if (t.pending_count != 0) {
-    const uint64_t n = OrBitRange(t.pending.words().data(), w.first,
-                                  out.words().data(), out_first_page,
-                                  num_pages);
-    t.pending.ClearRange(w.first, num_pages);
-    t.pending_count -= n;
-    stats_.pages_reported += n;
-  }
+  // A kernel call may write the output's words directly only while they
+  // are still clean: then pending bits are ORed in after the calls.
+  assert(!out_zeroed || out_first_page == 0);
+  const bool direct = out_zeroed && page_bytes_ == r_bytes;
+  if (!direct) reported += DeliverPending(t, w, out, out_first_page);
 
   calls_.clear();
   Status plan = PlanCalls(AlignDown(w.iova_lo, align_bytes_),
@@ -204,13 +225,23 @@ Status IovaDirtySource::HarvestLocked(uint64_t gpa, uint64_t num_pages,
   }
   for (const IovaSpan& call : calls_) {
     const uint64_t bits = call.bytes / page_bytes_;
-    buffer_.assign((bits + 63) / 64, 0);
+    const bool inside = call.iova >= w.iova_lo && call.end() <= w.iova_hi;
+    const uint64_t offset_pages = inside ? (call.iova - w.iova_lo) / r_bytes : 0;
+    const bool into_out = direct && inside && offset_pages % 64 == 0;
+    std::span<uint64_t> words;
+    if (into_out) {
+      words = out.words().subspan(offset_pages / 64, (bits + 63) / 64);
+    } else {
+      buffer_.assign((bits + 63) / 64, 0);
+      words = buffer_;
+    }
     ++stats_.kernel_calls;
-    Status rs = ReadLog(call, read_flags, buffer_);
+    Status rs = ReadLog(call, read_flags, words);
     Result<uint64_t> delivered = uint64_t{0};
     if (rs.ok()) {
-      if (bits % 64 != 0) buffer_.back() &= (uint64_t{1} << (bits % 64)) - 1;
-      delivered = Deliver(call, buffer_, w, out, out_first_page);
+      if (bits % 64 != 0) words.back() &= (uint64_t{1} << (bits % 64)) - 1;
+      // Bits written straight into out are counted by the caller's scan.
+      if (!into_out) delivered = Deliver(call, words, w, out, out_first_page);
     }
     if (!rs.ok() || !delivered.ok()) {
       // What the call read (and cleared) is lost: the window is dirty, and
@@ -229,9 +260,21 @@ Status IovaDirtySource::HarvestLocked(uint64_t gpa, uint64_t num_pages,
       }
       return delivered.status();
     }
-    stats_.pages_reported += *delivered;
+    reported += *delivered;
   }
+  if (direct) reported += DeliverPending(t, w, out, out_first_page);
   return OkStatus();
+}
+
+uint64_t IovaDirtySource::DeliverPending(Tracked& t, const Window& w,
+                                         DirtyBitmap& out,
+                                         uint64_t out_first_page) {
+  if (t.pending_count == 0) return 0;
+  const uint64_t n = OrBitRange(t.pending.words().data(), w.first,
+                                out.words().data(), out_first_page, w.pages);
+  t.pending.ClearRange(w.first, w.pages);
+  t.pending_count -= n;
+  return n;
 }
 
 Result<uint64_t> IovaDirtySource::Deliver(const IovaSpan& call,

@@ -4,6 +4,12 @@
 // into kernel calls, rescaling kernel bits into the RAM bitmap, the stats,
 // and the never-lose-a-bit rule.
 //
+// A harvest into a clean window (HarvestIntoZeroed) lets the kernel write
+// its report straight into the caller's words where a call lines up with
+// them, delivers pending bits after the calls, and then lists the set
+// words in one vector scan that also counts them; otherwise each call
+// reads into a reused bounce buffer that is then ORed into the output.
+//
 // Kernel logs clear on read, and a kernel call may have to cover more than
 // the requested window (a type1 call may not cut through a mapping; a 2 MiB
 // IOMMU page covers 512 RAM pages). Bits read outside the window are kept
@@ -34,6 +40,11 @@ class IovaDirtySource : public DirtySource {
                uint64_t ram_page_size) override;
   Status Harvest(uint64_t gpa, uint64_t num_pages, DirtyBitmap& out,
                  uint64_t out_first_page) override;
+  // Kernel calls that lie inside the window, start on a 64-page boundary
+  // of it and report at the RAM page size write straight into out; the
+  // others go through the bounce buffer as in Harvest().
+  Status HarvestIntoZeroed(uint64_t gpa, uint64_t num_pages, DirtyBitmap& out,
+                           std::vector<uint64_t>& set_words) override;
   Status Stop() override;
   DirtySourceLimits limits() const override;
 
@@ -91,9 +102,20 @@ class IovaDirtySource : public DirtySource {
     uint64_t iova_lo = 0, iova_hi = 0;
   };
 
+  // The body of every harvest, timed and with the error accounting.
+  // set_words non-null: out is clean over the window (HarvestIntoZeroed).
+  Status HarvestTimed(uint64_t gpa, uint64_t num_pages, DirtyBitmap& out,
+                      uint64_t out_first_page, uint32_t read_flags,
+                      std::vector<uint64_t>* set_words);
+  // Adds to `reported` the pages delivered into out, except those a kernel
+  // call wrote straight into a clean out, and to `marked` those set
+  // because of an error.
   Status HarvestLocked(uint64_t gpa, uint64_t num_pages, DirtyBitmap& out,
                        uint64_t out_first_page, uint32_t read_flags,
-                       uint64_t& marked);
+                       bool out_zeroed, uint64_t& reported, uint64_t& marked);
+  // Moves the window's pending bits into out. Returns the pages moved.
+  uint64_t DeliverPending(Tracked& t, const Window& w, DirtyBitmap& out,
+                          uint64_t out_first_page);
   // ORs one call's words into out (the window's part) and pending (the
   // rest). Returns RAM pages set in out.
   Result<uint64_t> Deliver(const IovaSpan& call,
