@@ -154,4 +154,13 @@ class NetnsPair {
 
 }  // namespace converge::testing
 
+// In a TEST body: skips the test, with the reason, where NetnsPair cannot
+// run (see NetnsPair::Available()).
+#define CONVERGE_SKIP_WITHOUT_NETNS()                                 \
+  do {                                                                \
+    ::converge::Status converge_netns_ =                              \
+        ::converge::testing::NetnsPair::Available();                  \
+    if (!converge_netns_.ok()) GTEST_SKIP() << converge_netns_.message(); \
+  } while (0)
+
 #endif  // CONVERGE_TESTS_NET_NETNS_PAIR_H_

@@ -132,14 +132,8 @@ Result<StreamEnds> OpenStream(NetnsPair& pair, const TcpTimeouts& timeouts) {
   return ends;
 }
 
-#define SKIP_WITHOUT_NETNS()                                 \
-  do {                                                       \
-    Status available = NetnsPair::Available();               \
-    if (!available.ok()) GTEST_SKIP() << available.message(); \
-  } while (0)
-
 TEST(NetnsTest, StreamOverShapedGigabitLinkRunsAtTheShapedRate) {
-  SKIP_WITHOUT_NETNS();
+  CONVERGE_SKIP_WITHOUT_NETNS();
   NetnsPair::Options options;
   options.shaped = true;  // 1 Gbit/s tbf on both ends
   Result<std::unique_ptr<NetnsPair>> pair = NetnsPair::Create(options);
@@ -307,12 +301,12 @@ void ExpectDeadLinkFailsBothEnds(LinkFault fault) {
 }
 
 TEST(NetnsTest, LinkDownMidStreamFailsWriterAndReaderWithoutHanging) {
-  SKIP_WITHOUT_NETNS();
+  CONVERGE_SKIP_WITHOUT_NETNS();
   ExpectDeadLinkFailsBothEnds(LinkFault::kDown);
 }
 
 TEST(NetnsTest, LinkDeletedMidStreamFailsWriterAndReaderWithoutHanging) {
-  SKIP_WITHOUT_NETNS();
+  CONVERGE_SKIP_WITHOUT_NETNS();
   ExpectDeadLinkFailsBothEnds(LinkFault::kDeleted);
 }
 

@@ -9,12 +9,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#include <atomic>
-#include <chrono>
-#include <condition_variable>
-#include <cstring>
 #include <filesystem>
-#include <mutex>
 #include <random>
 #include <vector>
 
@@ -26,12 +21,6 @@ namespace converge::testing {
 namespace {
 
 using Side = NetnsPair::Side;
-
-#define SKIP_WITHOUT_NETNS()                                 \
-  do {                                                       \
-    Status available = NetnsPair::Available();               \
-    if (!available.ok()) GTEST_SKIP() << available.message(); \
-  } while (0)
 
 bool NamespaceExists(const std::string& name) {
   return std::filesystem::exists("/var/run/netns/" + name);
@@ -52,7 +41,7 @@ TEST(NetnsTest, AvailableHereAsRoot) {
 }
 
 TEST(NetnsTest, MakesTwoNamespacesAndRemovesThemOnDestruction) {
-  SKIP_WITHOUT_NETNS();
+  CONVERGE_SKIP_WITHOUT_NETNS();
   std::string names[2];
   {
     std::unique_ptr<NetnsPair> pair = MakePair();
@@ -75,7 +64,7 @@ TEST(NetnsTest, MakesTwoNamespacesAndRemovesThemOnDestruction) {
 }
 
 TEST(NetnsTest, SpawnedThreadSeesOnlyItsOwnEndOfTheLink) {
-  SKIP_WITHOUT_NETNS();
+  CONVERGE_SKIP_WITHOUT_NETNS();
   std::unique_ptr<NetnsPair> pair = MakePair();
   ASSERT_NE(pair, nullptr);
   for (Side side : {Side::kA, Side::kB}) {
@@ -133,7 +122,7 @@ Result<std::vector<uint8_t>> RecvExactly(int fd, size_t bytes) {
 }
 
 TEST(NetnsTest, TcpConnectionCarriesBytesBothWays) {
-  SKIP_WITHOUT_NETNS();
+  CONVERGE_SKIP_WITHOUT_NETNS();
   std::unique_ptr<NetnsPair> pair = MakePair();
   ASSERT_NE(pair, nullptr);
   Result<TcpConnection> conn = TcpConnection::Open(*pair, Side::kA, {});
@@ -170,7 +159,7 @@ TEST(NetnsTest, TcpConnectionCarriesBytesBothWays) {
 }
 
 TEST(NetnsTest, RemovesStaleNamespacesOfDeadProcessesOnly) {
-  SKIP_WITHOUT_NETNS();
+  CONVERGE_SKIP_WITHOUT_NETNS();
   // A process that has exited stands for a crashed run.
   pid_t child = ::fork();
   ASSERT_GE(child, 0);
@@ -192,7 +181,7 @@ TEST(NetnsTest, RemovesStaleNamespacesOfDeadProcessesOnly) {
 }
 
 TEST(NetnsTest, CommandErrorsCarryTheCommandAndItsOutput) {
-  SKIP_WITHOUT_NETNS();
+  CONVERGE_SKIP_WITHOUT_NETNS();
   Result<std::string> r =
       RunCommand({"ip", "link", "show", "dev", "cvg-no-such-dev"});
   ASSERT_FALSE(r.ok());
@@ -215,7 +204,7 @@ TEST(NetnsTest, CommandErrorsCarryTheCommandAndItsOutput) {
 }
 
 TEST(NetnsTest, LinkCallsRejectBadShapesAndADeletedLink) {
-  SKIP_WITHOUT_NETNS();
+  CONVERGE_SKIP_WITHOUT_NETNS();
   std::unique_ptr<NetnsPair> pair = MakePair();
   ASSERT_NE(pair, nullptr);
   struct Case {
