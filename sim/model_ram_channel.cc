@@ -1,6 +1,7 @@
 #include "sim/model_ram_channel.h"
 
 #include <algorithm>
+#include <bit>
 #include <cassert>
 #include <string>
 
@@ -38,35 +39,50 @@ Result<RamChannelStats> ModelRamChannel::Send(std::span<DirtyBitmap> bitmaps,
   }
 
   VirtualClock& clock = link_clock_.clock();
+  const uint64_t zero_bytes = content_.WireBytes(PageClass::kZero);
+  const uint64_t text_bytes = content_.WireBytes(PageClass::kText);
+  const uint64_t random_bytes = content_.WireBytes(PageClass::kRandom);
+  // A record: the dirty pages of a window of pages_per_record pages
+  // (rounded up to whole bitmap words) from a dirty page on, walked a word
+  // at a time.
+  const uint64_t words_per_record = (options_.pages_per_record + 63) / 64;
   RamChannelStats stats;
   bool stopped = false;
   for (size_t i = 0; i < regions_.size() && !stopped; ++i) {
-    DirtyBitmap& bitmap = bitmaps[i];
+    std::span<uint64_t> words = bitmaps[i].words();
     const uint64_t base_page = regions_[i].gpa / page;
-    uint64_t p = bitmap.FindNextDirty(0);
-    while (p < bitmap.num_pages()) {
+    const uint64_t num_pages = bitmaps[i].num_pages();
+    // Empty stretches are skipped by FindNextDirty (word-parallel).
+    uint64_t p = bitmaps[i].FindNextDirty(0);
+    while (p < num_pages) {
+      const uint64_t w = p / 64;
+      const uint64_t w_end =
+          std::min<uint64_t>(words.size(), w + words_per_record);
+      uint64_t counts[3] = {0, 0, 0};  // zero, text, random
+      for (uint64_t k = w; k < w_end; ++k) {
+        for (uint64_t bits = words[k]; bits != 0; bits &= bits - 1) {
+          const uint64_t bit = static_cast<uint64_t>(std::countr_zero(bits));
+          PageClass cls = content_.ClassOf(base_page + k * 64 + bit);
+          ++counts[static_cast<int>(cls)];
+        }
+      }
+      const uint64_t pages = counts[0] + counts[1] + counts[2];
       if (stats.wire_bytes >= budget.max_bytes ||
           clock.NowNs() >= budget.deadline_ns) {
         stopped = true;
         break;
       }
-      // One record: up to pages_per_record consecutive dirty pages.
-      const uint64_t limit =
-          std::min<uint64_t>(bitmap.num_pages(), p + options_.pages_per_record);
-      uint64_t end = p;
-      uint64_t record_bytes = 0;
-      while (end < limit && bitmap.Test(end)) {
-        PageClass cls = content_.ClassOf(base_page + end);
-        if (cls == PageClass::kZero) ++stats.zero_pages;
-        record_bytes += content_.WireBytes(cls);
-        ++end;
-      }
-      bitmap.ClearRange(p, end - p);
+      std::fill(words.begin() + static_cast<ptrdiff_t>(w),
+                words.begin() + static_cast<ptrdiff_t>(w_end), 0);
+      const uint64_t record_bytes = counts[0] * zero_bytes +
+                                    counts[1] * text_bytes +
+                                    counts[2] * random_bytes;
       link_clock_.ChargeBytes(record_bytes);
-      stats.pages += end - p;
+      stats.pages += pages;
+      stats.zero_pages += counts[0];
       stats.wire_bytes += record_bytes;
       ++stats.records;
-      p = bitmap.FindNextDirty(end);
+      p = bitmaps[i].FindNextDirty(std::min(num_pages, w_end * 64));
     }
   }
   if (stats.records > 0) link_clock_.ChargeLatency();

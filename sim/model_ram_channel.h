@@ -1,9 +1,10 @@
 // ModelRamChannel: the RAM data plane of `converge-bench model`. It walks
-// the engine's dirty bitmaps exactly as the real channel does (records of
-// at most pages_per_record dirty pages, bits cleared as pages go, stopping
-// at the budget), but reads no memory: each page costs the wire bytes its
-// ContentModel class costs, and moving them advances the VirtualClock at
-// the LinkModel's bandwidth.
+// the engine's dirty bitmaps as the real channel does (a record per window
+// of pages_per_record pages holding dirty pages, bits cleared as pages go,
+// the budget checked between records), but reads no memory: each page
+// costs the wire bytes its ContentModel class costs, and moving them
+// advances the VirtualClock at the LinkModel's bandwidth. The bitmaps are
+// walked a word at a time, so a 1 TiB first pass takes about a second.
 //
 // Thread-safety: none; the engine's thread calls Send().
 
@@ -25,8 +26,8 @@
 namespace converge::sim {
 
 struct ModelRamChannelOptions {
-  // Pages per modelled RAM record; the budget is checked between records,
-  // so larger records overshoot a budget by more.
+  // Pages per modelled RAM record window (rounded up to 64); the budget is
+  // checked between records, so larger records overshoot a budget by more.
   uint32_t pages_per_record = 256;
   // Bytes per bitmap bit; a region's first page is gpa / page_size_bytes.
   uint64_t page_size_bytes = 4096;

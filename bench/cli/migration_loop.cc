@@ -36,11 +36,13 @@ Status Fail(PrecopyEngine& engine, const Status& error,
 Result<SwitchoverStats> DriveMigration(PrecopyEngine& engine, Clock& clock,
                                        const SwitchoverHooks& hooks,
                                        const IterationObserver& observer,
+                                       const DriveOptions& options,
                                        MigrationSummary& summary) {
   const uint64_t start_ns = clock.NowNs();
   if (Status s = engine.Start(); !s.ok()) return s.WithContext("start");
 
   SwitchoverDecision decision;
+  uint64_t ram_bytes_outside = 0;  // channel bytes the transport never saw
   for (uint64_t sync_number = 1;; ++sync_number) {
     Result<SyncStats> sync = engine.Sync();
     if (!sync.ok()) return Fail(engine, sync.status(), "sync");
@@ -57,6 +59,10 @@ Result<SwitchoverStats> DriveMigration(PrecopyEngine& engine, Clock& clock,
     Result<IterationStats> iteration = engine.Iterate();
     if (!iteration.ok()) return Fail(engine, iteration.status(), "iterate");
     record.bytes_sent = iteration->stream_bytes;
+    if (options.ram_outside_transport) {
+      record.bytes_sent += iteration->ram_wire_bytes;
+      ram_bytes_outside += iteration->ram_wire_bytes;
+    }
     summary.zero_pages_sent += iteration->ram_zero_pages;
     summary.per_iteration.push_back(record);
     if (observer) observer(record);
@@ -78,6 +84,9 @@ Result<SwitchoverStats> DriveMigration(PrecopyEngine& engine, Clock& clock,
   summary.predicted_downtime_ms = sw->predicted_downtime_ms;
   summary.iterations = sw->iterations;
   summary.bytes_sent = sw->total_stream_bytes;
+  if (options.ram_outside_transport) {
+    summary.bytes_sent += ram_bytes_outside + sw->ram_wire_bytes;
+  }
   summary.device_bytes = sw->total_device_bytes;
   summary.ram_pages_sent = sw->total_ram_pages;
   summary.total_time_ms = NsToMs(sw->total_time_ns);

@@ -21,6 +21,13 @@ namespace converge::bench {
 // Receives each record as soon as its sync has been judged.
 using IterationObserver = std::function<void(const IterationRecord&)>;
 
+struct DriveOptions {
+  // The RAM channel moves pages without writing them to the engine's
+  // transport (the model's channel): bytes sent then count its wire bytes
+  // as well as the transport's.
+  bool ram_outside_transport = false;
+};
+
 // Starts the engine and runs it to the end of the stream. Fills the
 // summary's per-iteration records, predicted downtime, iterations, bytes
 // sent, device bytes, total time, verdict, decision and converged. On any
@@ -29,7 +36,8 @@ using IterationObserver = std::function<void(const IterationRecord&)>;
 // REQUIRES: engine configured (regions, sources, devices), not started.
 [[nodiscard]] Result<SwitchoverStats> DriveMigration(
     PrecopyEngine& engine, Clock& clock, const SwitchoverHooks& hooks,
-    const IterationObserver& observer, MigrationSummary& summary);
+    const IterationObserver& observer, const DriveOptions& options,
+    MigrationSummary& summary);
 
 }  // namespace converge::bench
 

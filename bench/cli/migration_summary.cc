@@ -1,8 +1,10 @@
 #include "bench/cli/migration_summary.h"
 
+#include <algorithm>
 #include <cerrno>
 #include <cstdio>
 #include <fstream>
+#include <limits>
 #include <sstream>
 
 #include "bench/cli/progress.h"
@@ -11,6 +13,7 @@ namespace converge::bench {
 namespace {
 
 constexpr double kMiB = 1024.0 * 1024.0;
+constexpr double kGiB = 1024.0 * kMiB;
 
 void WriteIteration(JsonWriter& json, const IterationRecord& r) {
   json.BeginObject()
@@ -101,7 +104,8 @@ std::string SummaryText(const MigrationSummary& s) {
       << "  predicted downtime:  " << FormatMs(s.predicted_downtime_ms)
       << "  (estimate when switchover was decided)\n"
       << "  measured downtime:   " << FormatMs(s.measured_downtime_ms)
-      << "  (vCPU pause to destination ready)\n"
+      << (s.virtual_time ? "  (vCPU pause to the last byte on the link)\n"
+                         : "  (vCPU pause to destination ready)\n")
       << "  total time:          " << FormatMs(s.total_time_ms) << "\n"
       << "  iterations:          " << s.iterations << "\n"
       << "  sent:                " << FormatBytes(static_cast<double>(s.bytes_sent))
@@ -143,14 +147,24 @@ PlotFigure IterationFigure(const MigrationSummary& s) {
   PlotSeries ram{"RAM pending", {}, {}};
   ram.dashed = true;
   PlotSeries predicted{"predicted downtime", {}, {}};
+  // MiB, or GiB for large guests (the model's terabytes).
+  uint64_t max_pending = 0;
+  for (const IterationRecord& r : s.per_iteration) {
+    max_pending = std::max(max_pending, r.pending_bytes);
+  }
+  const bool gib = static_cast<double>(max_pending) >= 10 * kGiB;
+  const double unit = gib ? kGiB : kMiB;
   for (const IterationRecord& r : s.per_iteration) {
     double x = static_cast<double>(r.iteration);
     pending.x.push_back(x);
-    pending.y.push_back(static_cast<double>(r.pending_bytes) / kMiB);
+    pending.y.push_back(static_cast<double>(r.pending_bytes) / unit);
     ram.x.push_back(x);
-    ram.y.push_back(static_cast<double>(r.ram_pending_bytes) / kMiB);
+    ram.y.push_back(static_cast<double>(r.ram_pending_bytes) / unit);
     predicted.x.push_back(x);
-    predicted.y.push_back(r.predicted_downtime_ms);
+    // No prediction while the estimator is still measuring: a gap, not 0.
+    predicted.y.push_back(r.verdict == "measuring"
+                              ? std::numeric_limits<double>::quiet_NaN()
+                              : r.predicted_downtime_ms);
   }
   PlotSeries limit{"downtime limit", {}, {}, /*dashed=*/true,
                    /*markers=*/false};
@@ -158,7 +172,7 @@ PlotFigure IterationFigure(const MigrationSummary& s) {
     limit.x = {predicted.x.front(), predicted.x.back()};
     limit.y = {s.downtime_limit_ms, s.downtime_limit_ms};
   }
-  PlotPanel bytes{"pending (MiB)", {pending, ram}};
+  PlotPanel bytes{gib ? "pending (GiB)" : "pending (MiB)", {pending, ram}};
   PlotPanel downtime{"predicted downtime (ms)", {predicted, limit}};
   fig.panels = {bytes, downtime};
   return fig;

@@ -68,6 +68,9 @@ Result<MigrationSummary> RunModelMigration(
   options.policy = MakePolicy(config);
   options.codec.codec = codec;
   options.ram_channel = &channel;
+  // The model's source needs no re-arming: one channel pass per iteration
+  // instead of one per GiB.
+  options.rearm_chunk_bytes = 0;
   CONVERGE_ASSIGN_OR_RETURN(
       std::unique_ptr<PrecopyEngine> engine,
       PrecopyEngine::Create(kernel, clock, transport, options));
@@ -86,7 +89,8 @@ Result<MigrationSummary> RunModelMigration(
   hooks.resume_vcpus = [&workload] { workload.set_paused(false); };
   CONVERGE_ASSIGN_OR_RETURN(
       SwitchoverStats sw,
-      DriveMigration(*engine, clock, hooks, observer, summary));
+      DriveMigration(*engine, clock, hooks, observer,
+                     {.ram_outside_transport = true}, summary));
   CONVERGE_RETURN_IF_ERROR(transport.Close());
   summary.measured_downtime_ms = NsToMs(sw.source_downtime_ns);
   summary.zero_pages_sent = channel.total_zero_pages();

@@ -215,7 +215,8 @@ Result<MigrationSummary> RunVmMigration(const MigrationConfig& config,
     SwitchoverHooks hooks;
     hooks.pause_vcpus = [&vm] { return vm->Pause(); };
     hooks.resume_vcpus = [&vm] { (void)vm->Resume(); };
-    sw = DriveMigration(**engine, clock, hooks, observer, summary);
+    sw = DriveMigration(**engine, clock, hooks, observer, DriveOptions(),
+                        summary);
     run_status = sw.status();
   }
   // Closing ends the stream for the destination (or, after a failure,

@@ -2,6 +2,8 @@
 
 #include <gtest/gtest.h>
 
+#include <cmath>
+
 #include "bench/cli/sweep_report.h"
 
 namespace converge::bench {
@@ -102,6 +104,17 @@ TEST(MigrationSummaryTest, IterationFigureHasUnitsLimitAndLegend) {
   EXPECT_DOUBLE_EQ(fig.panels[0].series[0].y[0], 3.0);  // MiB
   std::string svg = RenderSvg(fig);
   EXPECT_NE(svg.find(">pre-copy iteration<"), std::string::npos);
+}
+
+TEST(MigrationSummaryTest, LargeGuestsPlotInGibAndMeasuringIsAGap) {
+  MigrationSummary s = Sample(300);
+  s.per_iteration[0].pending_bytes = uint64_t{1} << 40;
+  s.per_iteration[0].verdict = "measuring";
+  PlotFigure fig = IterationFigure(s);
+  EXPECT_EQ(fig.panels[0].y_label, "pending (GiB)");
+  EXPECT_DOUBLE_EQ(fig.panels[0].series[0].y[0], 1024.0);
+  EXPECT_TRUE(std::isnan(fig.panels[1].series[0].y[0]));
+  EXPECT_DOUBLE_EQ(fig.panels[1].series[0].y[1], 50.0);
 }
 
 TEST(SweepReportTest, CsvHasAHeaderAndOneRowPerLimit) {

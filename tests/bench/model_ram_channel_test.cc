@@ -41,7 +41,8 @@ TEST(ModelRamChannelTest, SendsEveryDirtyPageAtItsClassCost) {
   EXPECT_FALSE(bitmaps[0].Any());
   const uint64_t expected = f.Cost(0, 10, 300) + f.Cost(0, 900, 1);
   EXPECT_EQ(stats->wire_bytes, expected);
-  // Records of at most 256 pages: 10..265, 266..309, 900.
+  // One record per 256-page window holding dirty pages: 10..255,
+  // 256..309 and 900.
   EXPECT_EQ(stats->records, 3u);
   // 1 byte per ns.
   EXPECT_NEAR(static_cast<double>(f.clock.NowNs()),
