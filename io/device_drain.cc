@@ -195,6 +195,22 @@ void DeviceDrain::Rearm() {
   }
 }
 
+Result<std::vector<PrecopyInfo>> DeviceDrain::RefreshPrecopyInfo(
+    Kernel& kernel) {
+  std::vector<PrecopyInfo> infos(devices_.size());
+  for (size_t i = 0; i < devices_.size(); ++i) {
+    Device& d = devices_[i];
+    if (d.state == State::kEnded) continue;
+    CONVERGE_ASSIGN_OR_RETURN(
+        infos[i], QueryPrecopyInfo(kernel, d.spec.data_fd, d.spec.name));
+    if (d.state == State::kIdle &&
+        infos[i].initial_bytes + infos[i].dirty_bytes > 0) {
+      d.state = State::kNeedRead;
+    }
+  }
+  return infos;
+}
+
 void DeviceDrain::EnterStopCopy() {
   phase_ = DataPhase::kStopCopy;
   Rearm();

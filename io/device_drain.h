@@ -12,8 +12,9 @@
 // In PRE_COPY a read must not wait for data: reads carry RWF_NOWAIT (io_uring
 // otherwise waits on a pollable fd even if it is O_NONBLOCK).
 //
-// Thread-safety: Next() and Rearm() from one thread (the consumer's input
-// side); Release() from any thread.
+// Thread-safety: Next(), Rearm(), RefreshPrecopyInfo() and EnterStopCopy()
+// from one thread (the consumer's input side); Release() from
+// any thread.
 
 #ifndef CONVERGE_IO_DEVICE_DRAIN_H_
 #define CONVERGE_IO_DEVICE_DRAIN_H_
@@ -32,6 +33,7 @@
 #include "base/status.h"
 #include "io/data_fd_reader.h"
 #include "io/uring.h"
+#include "iommu/kernel.h"
 
 namespace converge {
 
@@ -83,6 +85,12 @@ class DeviceDrain {
   // PRE_COPY: devices that had nothing are read again (call after
   // PRECOPY_INFO reports more data).
   void Rearm();
+  // PRE_COPY: VFIO_MIG_GET_PRECOPY_INFO on every device not ended,
+  // through the seam (a driver such as mlx5 only makes progress when
+  // asked), re-arming the idle ones that report bytes to read. Returns each
+  // device's info in the order given to Create() (zeros for ended ones).
+  [[nodiscard]] Result<std::vector<PrecopyInfo>> RefreshPrecopyInfo(
+      Kernel& kernel);
   // PRE_COPY -> STOP_COPY on the same fds: idle devices are read again and
   // 0 now means the end.
   void EnterStopCopy();

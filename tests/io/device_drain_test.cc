@@ -109,6 +109,33 @@ TEST(DeviceDrainTest, PreCopyIdleRearmThenStopCopy) {
   ::close(fds[0]);
 }
 
+TEST(DeviceDrainTest, RefreshPrecopyInfoRearmsAndNamesFailures) {
+  int fds[2];
+  ASSERT_EQ(::pipe2(fds, O_NONBLOCK | O_CLOEXEC), 0);
+  const DrainDevice dev{6, fds[0], "nic6"};
+  auto drain = DeviceDrain::Create({&dev, 1}, DataPhase::kPreCopy).value();
+  EXPECT_TRUE(DrainAll(*drain).empty());  // idle
+  ASSERT_EQ(::write(fds[1], "xy", 2), 2);
+  testing::ScriptedKernel kernel;
+  kernel.precopy.initial_bytes = 0;
+  kernel.precopy.dirty_bytes = 0;
+  Result<std::vector<PrecopyInfo>> infos = drain->RefreshPrecopyInfo(kernel);
+  ASSERT_TRUE(infos.ok());
+  EXPECT_TRUE(DrainAll(*drain).empty());  // nothing reported: stays idle
+  kernel.precopy.dirty_bytes = 2;
+  infos = drain->RefreshPrecopyInfo(kernel);
+  ASSERT_TRUE(infos.ok());
+  EXPECT_EQ((*infos)[0].dirty_bytes, 2u);
+  EXPECT_EQ(kernel.precopy_calls, 2);
+  EXPECT_EQ(DrainAll(*drain)[6], std::vector<uint8_t>({'x', 'y'}));
+  kernel.precopy_errno = ENODEV;
+  infos = drain->RefreshPrecopyInfo(kernel);
+  EXPECT_EQ(infos.status().sys_errno(), ENODEV);
+  EXPECT_NE(infos.status().message().find("device nic6"), std::string::npos);
+  ::close(fds[0]);
+  ::close(fds[1]);
+}
+
 // A pty master reads EIO once the slave side is closed: a real EIO in the
 // middle of a device's stream.
 TEST(DeviceDrainTest, EioMidStreamNamesDevice) {

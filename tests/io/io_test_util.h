@@ -130,7 +130,7 @@ class ScriptedKernel : public ForwardingKernel {
     reads.pop_front();
     if (s.result < 0) return ErrnoStatus(int(-s.result), "scripted read");
     const size_t n = std::min(length, size_t(s.result));
-    std::memcpy(buf, s.bytes.data(), n);
+    if (n > 0) std::memcpy(buf, s.bytes.data(), n);
     return n;
   }
   Result<size_t> DoWrite(int, const void* buf, size_t length) override {
