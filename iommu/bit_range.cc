@@ -58,6 +58,21 @@ uint64_t OrBitRange(const uint64_t* src, uint64_t src_bit, uint64_t* dst,
   return copied;
 }
 
+uint64_t MoveSetWords(uint64_t* src, uint64_t* dst, uint64_t n) {
+  const word_ops::Kernels& k = word_ops::Active();
+  uint64_t moved = 0;
+  for (uint64_t i = k.find_word_not(src, 0, n, 0); i < n;
+       i = k.find_word_not(src, i, n, 0)) {
+    do {
+      dst[i] |= src[i];
+      moved += static_cast<uint64_t>(std::popcount(src[i]));
+      src[i] = 0;
+      ++i;
+    } while (i < n && src[i] != 0);
+  }
+  return moved;
+}
+
 uint64_t ListSetWords(const uint64_t* words, uint64_t n,
                       std::vector<uint64_t>& set_words) {
   const word_ops::Kernels& k = word_ops::Active();

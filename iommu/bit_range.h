@@ -25,6 +25,12 @@ uint64_t OrBitRange(const uint64_t* src, uint64_t src_bit, uint64_t* dst,
 uint64_t CountBitRange(const uint64_t* words, uint64_t first_bit,
                        uint64_t num_bits);
 
+// Moves a word-aligned log into a report: dst[i] |= src[i], src[i] = 0
+// for i < n. Returns the number of bits moved. Clean stretches are skipped
+// by the vector scan, so a sparse log costs one read and few writes.
+// REQUIRES: the arrays do not overlap.
+uint64_t MoveSetWords(uint64_t* src, uint64_t* dst, uint64_t n);
+
 // Appends to set_words the index of every non-zero word of words[0, n),
 // ascending, and returns the number of bits set in them. Clean stretches
 // are skipped by the dispatched vector scan, runs of set words walked

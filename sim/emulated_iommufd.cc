@@ -317,8 +317,16 @@ Result<int> EmulatedIommufd::GetDirtyBitmap(void* arg) {
     if (lo >= hi) continue;
     const uint64_t first = (lo - a) / kIommuPageBytes;
     const uint64_t count = (hi - lo) / kIommuPageBytes;
+    const uint64_t at = (lo - cmd.iova) / ps;
+    if (ps == kIommuPageBytes && clear && first % 64 == 0 && at % 64 == 0 &&
+        (count % 64 == 0 || first + count == db.num_pages())) {
+      // Whole words (the last one's bits past the area are zero).
+      MoveSetWords(db.words().data() + first / 64, user + at / 64,
+                   (count + 63) / 64);
+      continue;
+    }
     if (ps == kIommuPageBytes) {
-      OrBitRange(db.words().data(), first, user, (lo - cmd.iova) / ps, count);
+      OrBitRange(db.words().data(), first, user, at, count);
     } else {
       // Any dirty 4 KiB page dirties every page_size unit it touches.
       const uint64_t* w = db.words().data();

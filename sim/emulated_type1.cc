@@ -208,7 +208,7 @@ Result<int> EmulatedType1Container::UnmapDma(void* arg) {
 }
 
 void EmulatedType1Container::Repopulate(Mapping& m) const {
-  m.dirty.ClearAll();
+  assert(!m.dirty.Any());
   if (!options_.pinned_page_dirty_scope) {
     m.dirty.SetRange(0, m.dirty.num_pages());
   } else if (m.pinned.num_pages() != 0) {
@@ -302,8 +302,13 @@ Result<int> EmulatedType1Container::GetBitmap(void* arg, uint32_t argsz) {
   auto* user = reinterpret_cast<uint64_t*>(range.bitmap.data);
   for (; it != last; ++it) {
     Mapping& m = it->second;
-    OrBitRange(m.dirty.words().data(), 0, user, (it->first - range.iova) / pg,
-               m.dirty.num_pages());
+    const uint64_t at = (it->first - range.iova) / pg;
+    if (at % 64 == 0) {
+      MoveSetWords(m.dirty.words().data(), user + at / 64, m.dirty.num_words());
+    } else {
+      OrBitRange(m.dirty.words().data(), 0, user, at, m.dirty.num_pages());
+      m.dirty.ClearAll();
+    }
     Repopulate(m);
   }
   return 0;

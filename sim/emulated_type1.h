@@ -78,6 +78,7 @@ class EmulatedType1Container final : public EmulatedObject,
   Result<int> DirtyPages(void* arg);
   Result<int> GetBitmap(void* arg, uint32_t argsz);
   // Sets m.dirty to its state right after a START or a read.
+  // REQUIRES: m.dirty is clean.
   void Repopulate(Mapping& m) const;
   uint64_t PagesOf(uint64_t bytes) const { return bytes / options_.min_page_bytes; }
 

@@ -110,5 +110,26 @@ TEST(BitRangeTest, ListSetWordsListsExactlyTheSetWordsAndCountsThem) {
   EXPECT_TRUE(none.empty());
 }
 
+TEST(BitRangeTest, MoveSetWordsOrsAndClearsTheSource) {
+  const uint64_t seed = std::random_device{}();
+  SCOPED_TRACE("seed " + std::to_string(seed));
+  std::mt19937_64 rng(seed);
+  for (int round = 0; round < 100; ++round) {
+    const size_t n = rng() % 300;
+    std::vector<uint64_t> src = RandomWords(rng, n, round % 3);
+    std::vector<uint64_t> dst = RandomWords(rng, n, 1);
+    std::vector<uint64_t> want = dst;
+    uint64_t want_moved = 0;
+    for (size_t i = 0; i < n; ++i) {
+      want[i] |= src[i];
+      want_moved += static_cast<uint64_t>(std::popcount(src[i]));
+    }
+    EXPECT_EQ(MoveSetWords(src.data(), dst.data(), n), want_moved)
+        << "round " << round;
+    ASSERT_EQ(dst, want) << "round " << round;
+    ASSERT_EQ(src, std::vector<uint64_t>(n, 0)) << "round " << round;
+  }
+}
+
 }  // namespace
 }  // namespace converge
