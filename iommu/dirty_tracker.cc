@@ -63,8 +63,6 @@ Status DirtyTracker::Start() {
   scratch_.assign(sources_.size(), DirtyBitmap(chunk_pages_));
   scratch_words_.clear();
   for (DirtyBitmap& sc : scratch_) scratch_words_.push_back(sc.words().data());
-  set_words_.clear();
-  set_words_.reserve(sources_.size() * (chunk_pages_ / 64));
   started_ = true;
   return OkStatus();
 }

@@ -240,7 +240,8 @@ Status IovaDirtySource::HarvestLocked(uint64_t gpa, uint64_t num_pages,
     Result<uint64_t> delivered = uint64_t{0};
     if (rs.ok()) {
       if (bits % 64 != 0) words.back() &= (uint64_t{1} << (bits % 64)) - 1;
-      // Bits written straight into out are counted by the caller's scan.
+      // Bits written straight into out are counted when HarvestTimed lists
+      // the window's set words.
       if (!into_out) delivered = Deliver(call, words, w, out, out_first_page);
     }
     if (!rs.ok() || !delivered.ok()) {
