@@ -1,5 +1,7 @@
 #include "io/compress_pipeline.h"
 
+#include "io/pipeline_fence.h"
+
 #include <tbb/parallel_pipeline.h>
 
 #include <atomic>
@@ -55,12 +57,14 @@ Result<DrainStats> DrainToStream(DeviceDrain& drain, StreamWriter& writer,
   Status output_error;
   std::atomic<bool> failed{false};
   const CodecOptions codec = writer.codec();
+  PipelineFence();  // what the stages read is published
 
   tbb::parallel_pipeline(
       options.max_chunks_in_flight,
       tbb::make_filter<void, Item*>(
           tbb::filter_mode::serial_in_order,
           [&](tbb::flow_control& fc) -> Item* {
+            const PipelineStage stage;
             if (failed.load(std::memory_order_relaxed)) {
               fc.stop();
               return nullptr;
@@ -79,6 +83,7 @@ Result<DrainStats> DrainToStream(DeviceDrain& drain, StreamWriter& writer,
           tbb::make_filter<Item*, Item*>(
               tbb::filter_mode::parallel,
               [&](Item* item) -> Item* {
+                const PipelineStage stage;
                 item->status = EncodeDevicePayload(
                     codec, item->chunk.device_id, item->chunk.sequence,
                     item->chunk.bytes, item->payload);
@@ -86,6 +91,7 @@ Result<DrainStats> DrainToStream(DeviceDrain& drain, StreamWriter& writer,
               }) &
           tbb::make_filter<Item*, void>(
               tbb::filter_mode::serial_in_order, [&](Item* item) {
+                const PipelineStage stage;
                 if (output_error.ok() && !item->status.ok()) {
                   output_error = item->status;
                   failed.store(true);
@@ -104,6 +110,7 @@ Result<DrainStats> DrainToStream(DeviceDrain& drain, StreamWriter& writer,
                 drain.Release(item->chunk);
                 pool.Give(item);
               }));
+  PipelineFence();  // what the stages wrote is visible
   if (!input_error.ok()) return input_error;
   if (!output_error.ok()) return output_error;
   return stats;

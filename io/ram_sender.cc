@@ -1,5 +1,7 @@
 #include "io/ram_sender.h"
 
+#include "io/pipeline_fence.h"
+
 #include <tbb/parallel_pipeline.h>
 
 #include <algorithm>
@@ -73,12 +75,14 @@ Result<RamSendStats> RamSender::Send(std::span<DirtyBitmap> bitmaps,
   std::vector<RamItem*> free_items;
   Status output_error;
   std::atomic<bool> stop{false};
+  PipelineFence();  // what the stages read is published
 
   tbb::parallel_pipeline(
       std::max<size_t>(1, options_.max_records_in_flight),
       tbb::make_filter<void, RamItem*>(
           tbb::filter_mode::serial_in_order,
           [&](tbb::flow_control& fc) -> RamItem* {
+            const PipelineStage stage;
             if (stop.load(std::memory_order_relaxed) ||
                 run_index == runs.size() ||
                 std::chrono::steady_clock::now() >= budget.deadline) {
@@ -111,6 +115,7 @@ Result<RamSendStats> RamSender::Send(std::span<DirtyBitmap> bitmaps,
           tbb::make_filter<RamItem*, RamItem*>(
               tbb::filter_mode::parallel,
               [&](RamItem* item) -> RamItem* {
+                const PipelineStage stage;
                 const uint8_t* pages = regions_[item->region].host +
                                        item->first_page * page_size;
                 item->status = EncodeRamPayload(
@@ -120,6 +125,7 @@ Result<RamSendStats> RamSender::Send(std::span<DirtyBitmap> bitmaps,
               }) &
           tbb::make_filter<RamItem*, void>(
               tbb::filter_mode::serial_in_order, [&](RamItem* item) {
+                const PipelineStage stage;
                 if (output_error.ok() && !stop.load()) {
                   output_error = item->status;
                   if (output_error.ok()) {
@@ -144,6 +150,7 @@ Result<RamSendStats> RamSender::Send(std::span<DirtyBitmap> bitmaps,
                 std::lock_guard<std::mutex> lock(pool_mu);
                 free_items.push_back(item);
               }));
+  PipelineFence();  // what the stages wrote is visible
   if (!output_error.ok()) return output_error;
   stats.complete = true;
   for (const DirtyBitmap& b : bitmaps) {
