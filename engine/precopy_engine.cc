@@ -280,7 +280,12 @@ Result<SyncStats> PrecopyEngine::Sync() {
       ds.dirty_bytes = info.dirty_bytes;
     }
     if (d->capabilities().mig_data_size) {
-      CONVERGE_ASSIGN_OR_RETURN(ds.stop_copy_bytes, d->QueryStopCopyBytes());
+      // MIG_DATA_SIZE is everything STOP_COPY would still read, unread
+      // pre-copy data included; the estimator counts that part as initial
+      // and dirty already.
+      CONVERGE_ASSIGN_OR_RETURN(uint64_t total, d->QueryStopCopyBytes());
+      const uint64_t precopy = ds.initial_bytes + ds.dirty_bytes;
+      ds.stop_copy_bytes = total > precopy ? total - precopy : 0;
     }
     out.device_pending_bytes +=
         ds.initial_bytes + ds.dirty_bytes + ds.stop_copy_bytes;
@@ -347,6 +352,10 @@ Result<IterationStats> PrecopyEngine::Iterate() {
   ++r.iterations;
   CONVERGE_RETURN_IF_ERROR(
       r.writer->WriteIterationMark(r.iterations, r.clock.NowNs()));
+  // Bytes still queued in the transport are not on the wire: waiting for
+  // them makes the bandwidth sample honest, and nothing of this iteration
+  // is left to delay a switchover.
+  CONVERGE_RETURN_IF_ERROR(r.transport.Flush());
   const uint64_t end_ns = r.clock.NowNs();
   st.duration_ns = end_ns - st.start_ns;
   st.stream_bytes = r.transport.bytes_written() - bytes0;

@@ -78,7 +78,10 @@ Result<SwitchoverStats> MigrationRig::RunSource(PrecopyEngine& engine) {
       (void)engine.Cancel();
       return CancelledError("policy aborted: " + d.reason);
     }
-    if (d.action != Action::kContinue) break;
+    if (d.action != Action::kContinue) {
+      decided_ = engine.CurrentEstimate();
+      break;
+    }
     CONVERGE_RETURN_IF_ERROR(engine.Iterate().status());
   }
   MicroVm* vm = vm_.get();
@@ -133,8 +136,12 @@ Result<MigrationOutcome> MigrationRig::Finish(PrecopyEngine& engine,
                                               const DestinationResult& d) {
   MigrationOutcome out;
   out.switchover = s;
+  out.decided = decided_;
   out.destination = d;
   out.iterations = engine.iterations();
+  for (int i = 0; i < kNumFixedCosts; ++i) {
+    out.fixed_ns[i] = engine.measured_fixed_cost_ns(static_cast<FixedCost>(i));
+  }
   out.verified = Verify(&out.mismatch);
   CONVERGE_RETURN_IF_ERROR(vm_->Resume());
   return out;
@@ -197,11 +204,11 @@ Result<MigrationOutcome> MigrationRig::MigrateOverTcp(EngineOptions options) {
   receiver.join();
   CONVERGE_RETURN_IF_ERROR(s.status());
   CONVERGE_RETURN_IF_ERROR(dest_result.status());
-  CONVERGE_ASSIGN_OR_RETURN(MigrationOutcome o,
-                            Finish(*engine, *s, *dest_result));
   engine->RecordDestinationApply(dest_result->ready_ns -
                                  std::min(dest_result->ready_ns,
                                           s->last_byte_ns));
+  CONVERGE_ASSIGN_OR_RETURN(MigrationOutcome o,
+                            Finish(*engine, *s, *dest_result));
   o.measured_downtime_ms =
       NsToMs(dest_result->ready_ns - s->paused_ns);
   return o;

@@ -6,6 +6,7 @@
 #ifndef CONVERGE_TESTS_ENGINE_MIGRATION_RIG_H_
 #define CONVERGE_TESTS_ENGINE_MIGRATION_RIG_H_
 
+#include <array>
 #include <cstdint>
 #include <functional>
 #include <memory>
@@ -35,9 +36,13 @@ struct RigOptions {
 // What one migration gave.
 struct MigrationOutcome {
   SwitchoverStats switchover;
+  Estimate decided;  // the estimate when the switchover was decided
   DestinationResult destination;
   double measured_downtime_ms = 0;  // vCPU pause to destination ready
   uint64_t iterations = 0;
+  // The engine's measured fixed costs (FixedCost order), destination apply
+  // included for TCP runs.
+  std::array<uint64_t, kNumFixedCosts> fixed_ns{};
   bool verified = false;  // RAM equal and every device restored
   std::string mismatch;   // why not, if not
 };
@@ -107,6 +112,7 @@ class MigrationRig {
                                   const DestinationResult& d);
 
   RigOptions options_;
+  Estimate decided_;  // of the last RunSource()
   sim::EmulatedKernel emulated_;
   std::unique_ptr<MicroVm> vm_;
   std::unique_ptr<DirtySource> kvm_source_;
