@@ -223,8 +223,13 @@ Result<MigrationSummary> RunVmMigration(const MigrationConfig& config,
   // makes it stop at a stream without end).
   Status closed = socket->Close();
   receiver.join();
+  if (!run_status.ok() && !outcome.status.ok()) {
+    // The destination's error is usually the cause of the source's.
+    return Status(run_status.code(),
+                  run_status.message() + "; " + outcome.status.message());
+  }
   CONVERGE_RETURN_IF_ERROR(run_status);
-  if (!outcome.status.ok()) return outcome.status;
+  CONVERGE_RETURN_IF_ERROR(outcome.status);
   CONVERGE_RETURN_IF_ERROR(closed.WithContext("close the source socket"));
 
   const DestinationResult& dest = outcome.result;
