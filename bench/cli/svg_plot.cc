@@ -160,9 +160,17 @@ std::string RenderSvg(const PlotFigure& fig) {
       svg << "<polyline fill=\"none\" stroke=\"" << color
           << "\" stroke-width=\"2\"" << (s.dashed ? " stroke-dasharray=\"6,4\"" : "")
           << " points=\"" << points.str() << "\"/>\n";
-      // Legend entry, top right of the panel.
+    }
+    // Legend, top right of the panel, on a box that keeps it readable over
+    // the lines under it.
+    const int lx = kMarginLeft + plot_w - 210;
+    svg << "<rect x=\"" << lx - 8 << "\" y=\"" << top + 4 << "\" width=\"206\""
+        << " height=\"" << 16 * panel.series.size() + 8
+        << "\" fill=\"white\" fill-opacity=\"0.85\" stroke=\"#ccc\"/>\n";
+    for (size_t k = 0; k < panel.series.size(); ++k) {
+      const PlotSeries& s = panel.series[k];
+      const char* color = kPalette[k % std::size(kPalette)];
       const int ly = top + 16 + static_cast<int>(k) * 16;
-      const int lx = kMarginLeft + plot_w - 210;
       svg << "<line x1=\"" << lx << "\" x2=\"" << lx + 24 << "\" y1=\"" << ly - 4
           << "\" y2=\"" << ly - 4 << "\" stroke=\"" << color
           << "\" stroke-width=\"2\""
