@@ -54,12 +54,27 @@ Result<std::unique_ptr<DeviceDrain>> DeviceDrain::Create(
 }
 
 DeviceDrain::~DeviceDrain() {
-  // The kernel may still write into pool buffers: reap every read first.
-  while (in_flight_ > 0) {
+  // The kernel may still write into pool buffers: cancel the reads still in
+  // flight (a device with nothing to say would hold its read forever) and
+  // reap them all before the buffers go.
+  constexpr uint64_t kCancelTag = ~uint64_t{0};
+  unsigned cancels = 0;
+  for (size_t i = 0; i < devices_.size(); ++i) {
+    if (devices_[i].state == State::kReading &&
+        ring_->PrepCancel(static_cast<uint64_t>(i), kCancelTag)) {
+      ++cancels;
+    }
+  }
+  if (cancels > 0 && !ring_->Submit().ok()) return;
+  while (in_flight_ > 0 || cancels > 0) {
     Result<io_uring_cqe*> cqe = ring_->WaitCqe();
     if (!cqe.ok()) break;
+    if (io_uring_cqe_get_data64(*cqe) == kCancelTag) {
+      --cancels;
+    } else {
+      --in_flight_;
+    }
     ring_->CqeSeen(*cqe);
-    --in_flight_;
   }
 }
 

@@ -127,6 +127,14 @@ bool Uring::PrepWrite(int fd, const void* buf, unsigned length,
   return true;
 }
 
+bool Uring::PrepCancel(uint64_t target, uint64_t user_data) {
+  io_uring_sqe* sqe = GetSqe();
+  if (sqe == nullptr) return false;
+  io_uring_prep_cancel64(sqe, target, 0);
+  io_uring_sqe_set_data64(sqe, user_data);
+  return true;
+}
+
 Result<unsigned> Uring::Submit() {
   return RetryOnEintr([&]() -> Result<unsigned> {
     int r = io_uring_submit(&ring_);

@@ -76,6 +76,11 @@ class Uring {
   [[nodiscard]] bool PrepWrite(int fd, const void* buf, unsigned length,
                                uint64_t offset, uint64_t user_data);
 
+  // Queues a cancel of the request whose user_data is target; its own
+  // completion carries user_data (0 or -ENOENT/-EALREADY in res). Returns
+  // false if the SQ is full.
+  [[nodiscard]] bool PrepCancel(uint64_t target, uint64_t user_data);
+
   // Submits queued SQEs; returns how many the kernel took.
   Result<unsigned> Submit();
   // Submits queued SQEs and waits for at least one completion; returns how

@@ -163,6 +163,32 @@ TEST(DeviceDrainTest, EioMidStreamNamesDevice) {
   ::close(master);
 }
 
+// One device fails while another has a read in flight that will never
+// complete: the error comes back, and destroying the drain cancels the read
+// instead of waiting for it.
+TEST(DeviceDrainTest, DestroyCancelsReadsInFlight) {
+  int master = ::posix_openpt(O_RDWR | O_NOCTTY | O_CLOEXEC);
+  ASSERT_GE(master, 0);
+  ASSERT_EQ(::grantpt(master), 0);
+  ASSERT_EQ(::unlockpt(master), 0);
+  int slave = ::open(::ptsname(master), O_RDWR | O_NOCTTY | O_CLOEXEC);
+  ASSERT_GE(slave, 0);
+  ::close(slave);
+  int quiet[2];
+  ASSERT_EQ(::pipe2(quiet, O_CLOEXEC), 0);
+  const DrainDevice devices[] = {{1, quiet[0], "quiet"}, {2, master, "broken"}};
+  {
+    auto drain = DeviceDrain::Create(devices, DataPhase::kStopCopy).value();
+    Status error;
+    DrainAll(*drain, &error);
+    EXPECT_EQ(error.sys_errno(), EIO) << error.ToString();
+    EXPECT_NE(error.message().find("broken"), std::string::npos);
+  }
+  ::close(quiet[0]);
+  ::close(quiet[1]);
+  ::close(master);
+}
+
 TEST(DeviceDrainTest, WaitsForReleasedBuffersThread) {
   FedPipe pipe(MakeContent(Content::kRandom, 3, 2 << 20), 65536);
   const DrainDevice dev{1, pipe.read_fd(), "d"};

@@ -7,6 +7,7 @@
 #include <unistd.h>
 
 #include <cstring>
+#include <map>
 #include <vector>
 
 #include <gtest/gtest.h>
@@ -88,6 +89,28 @@ TEST(UringTest, SqFullReturnsFalse) {
   unsigned queued = 0;
   while (ring->PrepRead(p.fds[0], buf, 1, uint64_t(-1), queued)) ++queued;
   EXPECT_EQ(queued, ring->sq_entries());
+}
+
+TEST(UringTest, CancelReadInFlight) {
+  auto ring = Uring::Create().value();
+  Pipe p;
+  char buf[16];
+  ASSERT_TRUE(ring->PrepRead(p.fds[0], buf, sizeof(buf), uint64_t(-1), 5));
+  ASSERT_TRUE(ring->Submit().ok());
+  ASSERT_TRUE(ring->PrepCancel(5, 6));
+  ASSERT_TRUE(ring->Submit().ok());
+  std::map<uint64_t, int> results;
+  for (int i = 0; i < 2; ++i) {
+    Result<io_uring_cqe*> cqe = ring->WaitCqe();
+    ASSERT_TRUE(cqe.ok());
+    results[io_uring_cqe_get_data64(*cqe)] = (*cqe)->res;
+    ring->CqeSeen(*cqe);
+  }
+  EXPECT_EQ(results[5], -ECANCELED);
+  EXPECT_EQ(results[6], 0);
+  // Cancelling what is not in flight says so.
+  ASSERT_TRUE(ring->PrepCancel(5, 7));
+  EXPECT_EQ(RunOne(*ring), -ENOENT);
 }
 
 TEST(UringTest, RegisteredBuffersAndFixedRead) {
