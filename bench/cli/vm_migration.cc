@@ -122,12 +122,12 @@ std::string CompareRam(const uint8_t* source, const uint8_t* destination,
 
 }  // namespace
 
-Status CheckKvmAvailable() {
-  Result<int> fd = Kernel::Default().Open("/dev/kvm", O_RDWR | O_CLOEXEC);
+Status CheckKvmAvailable(const std::string& kvm_path) {
+  Result<int> fd = Kernel::Default().Open(kvm_path, O_RDWR | O_CLOEXEC);
   if (!fd.ok()) {
     return Status(fd.status().code(),
-                  "demo and sweep migrate a real KVM guest and need /dev/kvm (" +
-                      fd.status().message() +
+                  "demo and sweep migrate a real KVM guest and need " +
+                      kvm_path + " (" + fd.status().message() +
                       "); `converge-bench model` runs without it");
   }
   return Kernel::Default().Close(*fd);

@@ -14,6 +14,8 @@
 #ifndef CONVERGE_BENCH_CLI_VM_MIGRATION_H_
 #define CONVERGE_BENCH_CLI_VM_MIGRATION_H_
 
+#include <string>
+
 #include "base/status.h"
 #include "bench/cli/migration_config.h"
 #include "bench/cli/migration_loop.h"
@@ -21,9 +23,9 @@
 
 namespace converge::bench {
 
-// OK when /dev/kvm can be opened; otherwise an error saying that demo and
-// sweep need it and that `model` does not.
-[[nodiscard]] Status CheckKvmAvailable();
+// OK when the KVM device (kvm_path) can be opened; otherwise an error
+// saying that demo and sweep need it and that `model` does not.
+[[nodiscard]] Status CheckKvmAvailable(const std::string& kvm_path = "/dev/kvm");
 
 // Runs the migration. A verification mismatch is not an error: it comes
 // back as verified = false with what differed. Errors are runtime failures

@@ -10,6 +10,8 @@
 #include <string>
 #include <vector>
 
+#include "bench/cli/vm_migration.h"
+
 namespace converge::bench {
 namespace {
 
@@ -120,6 +122,13 @@ TEST(CommandsTest, ModelRunWritesTheSummaryAndPlot) {
     EXPECT_TRUE(Contains(doc, key)) << key;
   }
   EXPECT_EQ(ReadFile(svg).rfind("<svg", 0), 0u);
+}
+
+TEST(CommandsTest, MissingKvmIsNamedWithTheWayOut) {
+  Status s = CheckKvmAvailable("/nonexistent/kvm");
+  ASSERT_FALSE(s.ok());
+  EXPECT_TRUE(Contains(s.message(), "need /nonexistent/kvm")) << s.message();
+  EXPECT_TRUE(Contains(s.message(), "`converge-bench model` runs without it"));
 }
 
 TEST(CommandsTest, SmallDemoVerifiesByContent) {
