@@ -56,12 +56,23 @@ MigrationRig::~MigrationRig() {
 
 Result<std::unique_ptr<PrecopyEngine>> MigrationRig::NewEngine(
     Transport& transport, EngineOptions options) {
+  return NewEngine(emulated_, transport, std::move(options), {});
+}
+
+Result<std::unique_ptr<PrecopyEngine>> MigrationRig::NewEngine(
+    Kernel& kernel, Transport& transport, EngineOptions options,
+    const std::vector<std::pair<DirtySource*, SourceKind>>& sources) {
   CONVERGE_ASSIGN_OR_RETURN(
       std::unique_ptr<PrecopyEngine> engine,
-      PrecopyEngine::Create(emulated_, clock(), transport, std::move(options)));
+      PrecopyEngine::Create(kernel, clock(), transport, std::move(options)));
   CONVERGE_RETURN_IF_ERROR(
       engine->AddRegion({0, vm_->ram_bytes(), vm_->ram()}));
-  CONVERGE_RETURN_IF_ERROR(engine->AddSource(watched_.get()));
+  if (sources.empty()) {
+    CONVERGE_RETURN_IF_ERROR(engine->AddSource(watched_.get()));
+  }
+  for (const auto& [source, kind] : sources) {
+    CONVERGE_RETURN_IF_ERROR(engine->AddSource(source, kind));
+  }
   for (size_t i = 0; i < src_fds_.size(); ++i) {
     CONVERGE_RETURN_IF_ERROR(
         engine->AddDevice("dev" + std::to_string(i), src_fds_[i]).status());

@@ -11,6 +11,7 @@
 #include <functional>
 #include <memory>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "base/clock.h"
@@ -86,6 +87,12 @@ class MigrationRig {
   // An engine over this VM and its devices, configured but not started.
   Result<std::unique_ptr<PrecopyEngine>> NewEngine(Transport& transport,
                                                    EngineOptions options);
+  // The same, with the engine's kernel calls going through `kernel` (e.g.
+  // a sim::FaultKernel over kernel()) and RAM tracked by `sources` instead
+  // of source() when not empty.
+  Result<std::unique_ptr<PrecopyEngine>> NewEngine(
+      Kernel& kernel, Transport& transport, EngineOptions options,
+      const std::vector<std::pair<DirtySource*, SourceKind>>& sources);
   // Source loop: Start, then Sync/ShouldSwitchover/Iterate until the policy
   // says switch over, then Switchover (pausing the vCPU).
   Result<SwitchoverStats> RunSource(PrecopyEngine& engine);
@@ -103,6 +110,10 @@ class MigrationRig {
   WatchedSource& source() { return *watched_; }
   sim::EmulatedKernel& kernel() { return emulated_; }
   sim::EmulatedVfioDevice& source_device(int i) { return *src_devices_[i]; }
+  // Of the last NewDestination().
+  sim::EmulatedVfioDevice& destination_device(int i) {
+    return *dst_devices_[i];
+  }
   Clock& clock() { return Clock::Monotonic(); }
 
  private:
