@@ -30,6 +30,13 @@ void WriteIteration(JsonWriter& json, const IterationRecord& r) {
       .EndObject();
 }
 
+std::string LinkText(double gbps) {
+  if (gbps <= 0) return "uncapped";
+  char buf[32];
+  snprintf(buf, sizeof buf, "%g Gb/s", gbps);
+  return buf;
+}
+
 }  // namespace
 
 void WriteSummaryJson(JsonWriter& json, const MigrationSummary& s) {
@@ -96,8 +103,7 @@ std::string SummaryText(const MigrationSummary& s) {
       << s.devices << " device(s) of "
       << FormatBytes(static_cast<double>(s.device_state_bytes)) << ", codec "
       << s.codec << ", link "
-      << (s.link_gbps > 0 ? std::to_string(s.link_gbps).substr(0, 6) + " Gb/s"
-                          : std::string("uncapped"))
+      << LinkText(s.link_gbps)
       << (s.virtual_time ? " (virtual time)" : "") << "\n";
   if (!s.error.empty()) out << "  FAILED:              " << s.error << "\n";
   out << "  downtime limit:      " << FormatMs(s.downtime_limit_ms) << "\n"
