@@ -4,6 +4,8 @@
 #include <cassert>
 #include <cmath>
 
+#include "base/saturating.h"
+
 namespace converge {
 
 double PredictDowntimeMs(double pending_bytes, const StopPhase& phase) {
@@ -41,7 +43,7 @@ Forecast ForecastIterations(double pending_bytes, double floor_bytes,
   // sum_{i<n} P_i = n * floor + shrinking * (1 - lambda^n) / (1 - lambda)
   double sent = n * floor_bytes +
                 shrinking * (1 - std::pow(lambda, n)) / (1 - lambda);
-  f.iterations = static_cast<uint64_t>(n);
+  f.iterations = ClampToU64(n);
   f.time_ms = sent / bandwidth_bps * 1000.0;
   return f;
 }

@@ -5,6 +5,8 @@
 #include <cmath>
 #include <utility>
 
+#include "base/saturating.h"
+
 namespace converge {
 namespace {
 
@@ -139,11 +141,19 @@ Status Estimator::RecordSync(const SyncSample& s) {
   ram_pending_pages_ = s.ram_pending_pages;
   wws_pages_ = s.wws_pages;
   previous_pending_bytes_ = pending_bytes_;
-  pending_bytes_ = ram_pending_pages_ * page_size_bytes_;
+  // Saturating: a device may report any 64-bit size, and a wrapped sum
+  // would read as "almost nothing pending".
+  device_pending_bytes_ = 0;
   for (const Device& d : devices_) {
-    pending_bytes_ +=
-        d.last.initial_bytes + d.last.dirty_bytes + d.last.stop_copy_bytes;
+    device_pending_bytes_ = SaturatingAdd(
+        device_pending_bytes_,
+        SaturatingAdd(d.last.initial_bytes,
+                      SaturatingAdd(d.last.dirty_bytes,
+                                    d.last.stop_copy_bytes)));
   }
+  pending_bytes_ =
+      SaturatingAdd(SaturatingMul(ram_pending_pages_, page_size_bytes_),
+                    device_pending_bytes_);
   ++syncs_;
   last_now_ns_ = s.now_ns;
 
@@ -271,8 +281,8 @@ Estimate Estimator::Current() const {
   const Model m = BuildModel();
   Estimate e;
   e.syncs = syncs_;
-  e.ram_pending_bytes = ram_pending_pages_ * page_size_bytes_;
-  e.device_pending_bytes = pending_bytes_ - e.ram_pending_bytes;
+  e.ram_pending_bytes = SaturatingMul(ram_pending_pages_, page_size_bytes_);
+  e.device_pending_bytes = device_pending_bytes_;
   e.pending_bytes = pending_bytes_;
   e.bandwidth_measured = bandwidth_.measured();
   e.bandwidth_bps = m.phase.bandwidth_bps;
@@ -293,8 +303,8 @@ Estimate Estimator::Current() const {
   e.fixed_costs_ms = m.phase.fixed_ms;
   e.fixed_costs_measured = m.fixed_measured;
   e.dirtied_during_stop_bytes = m.phase.dirty_rate_bps * m.phase.exposure_s;
-  e.wws_floor_bytes = static_cast<uint64_t>(m.wws_bytes);
-  e.floor_bytes = static_cast<uint64_t>(m.floor);
+  e.wws_floor_bytes = ClampToU64(m.wws_bytes);
+  e.floor_bytes = ClampToU64(m.floor);
   if (previous_pending_bytes_ > 0) {
     e.pending_ratio = static_cast<double>(pending_bytes_) /
                       static_cast<double>(previous_pending_bytes_);

@@ -177,6 +177,7 @@ class Estimator {
   uint64_t ram_pending_pages_ = 0;
   uint64_t wws_pages_ = 0;
   uint64_t pending_bytes_ = 0;
+  uint64_t device_pending_bytes_ = 0;  // devices' initial+dirty+stop-copy
   uint64_t previous_pending_bytes_ = 0;
   std::deque<uint64_t> recent_pending_;  // last k pending sizes
   uint32_t never_streak_ = 0;        // syncs with lambda >= 1

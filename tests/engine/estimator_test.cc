@@ -229,6 +229,32 @@ TEST(EstimatorTest, DeviceThatNeverDrainsIsNamed) {
                 (16u << 20));
 }
 
+// Devices may report any 64-bit size; the pending total saturates instead of
+// wrapping to "almost nothing" (which would switch over far too early).
+TEST(EstimatorTest, HugeDeviceSizesSaturateInsteadOfWrapping) {
+  Estimator est;
+  RecordFixedCosts(est);
+  est.AddDevice("nic0");
+  est.AddDevice("nic1");
+  uint64_t now = 1 * kS;
+  const uint64_t huge = uint64_t{1} << 63;
+  for (int i = 0; i < 4; ++i) {
+    SyncSample s = Sample(now, 1000, 1000);
+    s.devices = {DeviceSample{huge, huge, ~uint64_t{0}},
+                 DeviceSample{huge, 0, 0}};
+    ASSERT_TRUE(est.RecordSync(s).ok());
+    SendAtBandwidth(est, 200e6);
+    now += 1 * kS;
+  }
+  Estimate e = est.Current();
+  EXPECT_EQ(e.pending_bytes, ~uint64_t{0});
+  EXPECT_EQ(e.device_pending_bytes, ~uint64_t{0});
+  EXPECT_EQ(e.ram_pending_bytes, 1000 * kPage);
+  EXPECT_NE(e.verdict, Verdict::kReady);
+  EXPECT_FALSE(std::isnan(e.predicted_downtime_ms));
+  EXPECT_GT(e.predicted_downtime_ms, 1e9);
+}
+
 TEST(EstimatorTest, DrainedDevicesSatisfyTheAck) {
   Estimator::Options options;
   options.switchover_ack_required = true;
