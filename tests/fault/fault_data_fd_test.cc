@@ -8,6 +8,7 @@
 
 #include <cerrno>
 #include <csignal>
+#include <cstdio>
 #include <memory>
 #include <string>
 
@@ -56,6 +57,7 @@ TEST_P(FaultDataFdErrnoTest, PrecopyInfoFailsMidStream) {
   FaultRun run = testing::MigrateThrough(*rig, **engine, out);
   EXPECT_EQ(faults.injected(), 1u);
   ASSERT_FALSE(run.source.ok()) << "the migration ignored a failed device";
+  std::printf("[ outcome  ] %s: %s\n", f.name, run.source.ToString().c_str());
   EXPECT_NE(run.source.ToString().find(f.message), std::string::npos)
       << run.source.ToString();
   EXPECT_NE(run.source.ToString().find("dev"), std::string::npos)
