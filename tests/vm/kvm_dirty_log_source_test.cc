@@ -175,8 +175,8 @@ TEST_P(KvmDirtyLogSourceTest, RejectsBadWindows) {
 
 INSTANTIATE_TEST_SUITE_P(ManualProtect, KvmDirtyLogSourceTest,
                          ::testing::Bool(),
-                         [](const ::testing::TestParamInfo<bool>& info) {
-                           return info.param ? "Manual" : "GetClears";
+                         [](const ::testing::TestParamInfo<bool>& param_info) {
+                           return param_info.param ? "Manual" : "GetClears";
                          });
 
 TEST(KvmDirtyLogSourceStartTest, StartErrorsAndUnwind) {

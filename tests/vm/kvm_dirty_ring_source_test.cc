@@ -50,7 +50,9 @@ class KvmDirtyRingSourceTest : public ::testing::Test {
   // The source reads the VM's rings and the vCPU thread calls the source:
   // park the vCPU, drop the source, then the VM.
   void TearDown() override {
-    if (vm_ != nullptr) EXPECT_TRUE(vm_->Pause().ok());
+    if (vm_ != nullptr) {
+      EXPECT_TRUE(vm_->Pause().ok());
+    }
     source_.reset();
     vm_.reset();
   }
