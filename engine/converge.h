@@ -44,6 +44,9 @@ typedef enum converge_status {
   CONVERGE_CORRUPT = 9,
   CONVERGE_CANCELLED = 10,
   CONVERGE_INTERNAL = 11,
+  /* Not a status: makes the type int-sized and any int a valid value, so
+   * C and C++ agree on it (converge_status_name answers "INVALID"). */
+  CONVERGE_STATUS_INT_ = 0x7fffffff,
 } converge_status;
 
 /* The message of the last failed call on this thread ("" if none). */
@@ -109,6 +112,7 @@ typedef enum converge_codec {
   CONVERGE_CODEC_NONE = 0,
   CONVERGE_CODEC_LZ4 = 1,
   CONVERGE_CODEC_ZSTD = 2,
+  CONVERGE_CODEC_INT_ = 0x7fffffff, /* not a codec: int-sized, as above */
 } converge_codec;
 
 typedef struct converge_policy {
