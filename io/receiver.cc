@@ -41,7 +41,7 @@ Status Receiver::CheckLayout(const StreamLayout& layout) const {
         " RAM regions, destination has " + std::to_string(regions_.size()));
   }
   for (size_t i = 0; i < regions_.size(); ++i) {
-    const RamRegion& s = layout.regions[i];
+    const StreamRegion& s = layout.regions[i];
     const GuestRegion& d = regions_[i];
     if (s.gpa != d.gpa || s.size_bytes != d.size_bytes || d.host == nullptr) {
       return InvalidArgumentError(

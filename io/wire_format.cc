@@ -106,7 +106,7 @@ Status ValidateLayout(const StreamLayout& layout) {
                                 std::to_string(kMaxDevices));
   }
   for (size_t i = 0; i < layout.regions.size(); ++i) {
-    const RamRegion& r = layout.regions[i];
+    const StreamRegion& r = layout.regions[i];
     if (r.size_bytes == 0 || r.gpa % ps != 0 || r.size_bytes % ps != 0 ||
         r.gpa + r.size_bytes < r.gpa) {
       return InvalidArgumentError(
@@ -136,7 +136,7 @@ std::vector<uint8_t> EncodeStreamHeader(const StreamLayout& layout) {
   PutU32(out.data() + 8, static_cast<uint32_t>(layout.devices.size()));
   PutU32(out.data() + 12, 0);
   uint8_t* p = out.data() + 16;
-  for (const RamRegion& r : layout.regions) {
+  for (const StreamRegion& r : layout.regions) {
     PutU64(p, r.gpa);
     PutU64(p + 8, r.size_bytes);
     p += 16;

@@ -98,10 +98,10 @@ uint64_t RecordChecksum(const uint8_t header[kRecordHeaderBytes],
                         std::span<const std::span<const uint8_t>> payload);
 
 // ---- Stream header ----------------------------------------------------
-struct RamRegion {
+struct StreamRegion {
   uint64_t gpa = 0;
   uint64_t size_bytes = 0;
-  friend bool operator==(const RamRegion&, const RamRegion&) = default;
+  friend bool operator==(const StreamRegion&, const StreamRegion&) = default;
 };
 struct DeviceInfo {
   uint32_t id = 0;
@@ -111,7 +111,7 @@ struct DeviceInfo {
 };
 struct StreamLayout {
   uint32_t page_size = 4096;
-  std::vector<RamRegion> regions;
+  std::vector<StreamRegion> regions;
   std::vector<DeviceInfo> devices;
   friend bool operator==(const StreamLayout&, const StreamLayout&) = default;
 };

@@ -37,8 +37,8 @@ class TestMemory {
     }
   }
   const std::vector<GuestRegion>& regions() const { return regions_; }
-  std::vector<RamRegion> layout() const {
-    std::vector<RamRegion> out;
+  std::vector<StreamRegion> layout() const {
+    std::vector<StreamRegion> out;
     for (const GuestRegion& r : regions_) out.push_back({r.gpa, r.size_bytes});
     return out;
   }
