@@ -11,16 +11,33 @@
 // its window is reset before the caller reads it.
 //
 // A full ring stops the vCPU with KVM_EXIT_DIRTY_RING_FULL; the owner of the
-// vCPU calls Collect() from its thread (MicroVm::SetDirtyRingFullHandler)
-// and re-enters.
+// vCPU calls CollectFull(vcpu_fd) from that vCPU's thread
+// (MicroVm::SetDirtyRingFullHandler) and re-enters.
+//
+// Overflow. KVM asks the vCPU to exit once a ring holds its soft limit
+// (size - 64 - the PML buffer); pushes in the same KVM_RUN must fit the
+// reserve. Some backends ignore the request for long stretches: under the
+// PVM backend (kvm_pvm, nested hosts) the instruction emulator writes guest
+// memory page after page in one KVM_RUN and overruns even 64 KiB rings
+// (kernel WARN in kvm_dirty_ring_push). KVM then overwrites entries nobody
+// has read, their pages stay writable forever, and its reset index stops on
+// an entry it already cleared, so the vCPU exits "ring full" for ever. The
+// source detects it (a ring found entirely DIRTY, or a reset that stops on
+// an entry the kernel overwrote), then: every tracked page is reported
+// dirty, logging is turned off and on (KVM write-protects every page
+// again), the ring is wiped, and the kernel's reset index is walked forward
+// on later full exits of that vCPU in steps that cannot pass its dirty index
+// until KVM pushes again, which shows where its dirty index is. Nothing is
+// lost; precision is (ring_stats().overflows counts these).
 //
 // Failure: if the reset fails, the collected pages are not protected; they
 // are kept and set dirty again after the first reset that succeeds, and the
 // failing harvest marks its whole window dirty.
 //
-// Thread-safety: Collect() may run on any thread concurrently with the rest
-// (a mutex guards the rings and the accumulator); the other methods are
-// called by one thread at a time (DirtySource contract).
+// Thread-safety: Collect() and CollectFull() may run on any thread
+// concurrently with the rest (a mutex guards the rings and the
+// accumulator); the other methods are called by one thread at a time
+// (DirtySource contract).
 
 #ifndef CONVERGE_VM_KVM_DIRTY_RING_SOURCE_H_
 #define CONVERGE_VM_KVM_DIRTY_RING_SOURCE_H_
@@ -39,10 +56,13 @@
 namespace converge {
 
 struct KvmDirtyRingStats {
-  uint64_t entries_collected = 0;  // ring entries turned into dirty bits
+  uint64_t entries_collected = 0;  // DIRTY ring entries read
   uint64_t resets = 0;             // successful KVM_RESET_DIRTY_RINGS
   uint64_t reset_failures = 0;
   uint64_t foreign_entries = 0;    // entries for slots this source ignores
+  uint64_t overflows = 0;   // rings KVM overran; all pages reported dirty
+  uint64_t resyncs = 0;     // overrun rings back in step with KVM
+  uint64_t reset_steps = 0;  // full exits spent walking a lost ring
 };
 
 class KvmDirtyRingSource final : public DirtySource {
@@ -65,28 +85,57 @@ class KvmDirtyRingSource final : public DirtySource {
   DirtySourceLimits limits() const override;
 
   // Drains every ring into the accumulator and resets them. Safe from any
-  // thread (the vCPU thread calls it on a full ring).
+  // thread.
   [[nodiscard]] Status Collect();
+  // Collect() for a KVM_EXIT_DIRTY_RING_FULL of vcpu_fd. REQUIRES: called
+  // on that vCPU's thread before it re-enters: only then may an overrun
+  // ring be walked forward. An unknown vcpu_fd is kInvalidArgument.
+  [[nodiscard]] Status CollectFull(int vcpu_fd);
   KvmDirtyRingStats ring_stats() const;
 
  private:
+  // Indexes run free like KVM's (entry = index % size).
   struct Ring {
     KvmDirtyRing ring;
-    uint32_t fetch = 0;  // next entry to look at; only ever grows
+    uint32_t fetch = 0;         // next entry to read
+    uint32_t kernel_reset = 0;  // KVM's reset index: entries before it reset
+    bool lost = false;          // overrun: KVM's dirty index is unknown
+    bool stepped = false;       // lost, and KVM pushes only from a known gap
+    uint64_t epoch = 0;         // bumped whenever kernel_reset moves
+    // A full exit was handled at this epoch: if the next full exit finds
+    // the epoch unchanged, KVM's dirty index is a soft limit ahead.
+    bool armed = false;
+    uint64_t armed_epoch = 0;
   };
 
-  // REQUIRES: mu_ held.
-  Status CollectLocked();
-  void DrainLocked(Ring& ring, std::vector<uint64_t>& pages);
+  enum class AckResult : uint8_t { kDone, kMore, kOverrun };
+
+  // REQUIRES: mu_ held. full_ring: the ring whose vCPU exited full, or null.
+  Status CollectLocked(Ring* full_ring);
+  // Reads DIRTY entries from fetch; false when the ring turned out overrun.
+  bool DrainLocked(Ring& ring, std::vector<uint64_t>& pages);
+  // After KVM_RESET_DIRTY_RINGS: advances kernel_reset over the entries KVM
+  // reset and says whether entries remain (kMore) or KVM stopped on an
+  // entry it overwrote (kOverrun).
+  AckResult AckResetLocked(Ring& ring);
+  void MarkLostLocked(Ring& ring);
+  // A lost ring: finds KVM's dirty index from new pushes, or, when may_step
+  // (a second full exit with no reset since the first), walks KVM's reset
+  // index forward by one step that cannot pass its dirty index.
+  Status ResyncLocked(Ring& ring, bool full_exit, bool may_step);
+  // After an overrun: every page dirty, every page write-protected again.
+  Status RearmAllLocked();
 
   Kernel& kernel_;
   const int vm_fd_;
   KvmLoggedSlots slots_;
+  std::vector<GpaRange> ranges_;  // as given to Start()
 
   mutable std::mutex mu_;
   std::vector<Ring> rings_;
   DirtyBitmap accumulated_;            // GPA pages collected, not harvested
   std::vector<uint64_t> unprotected_;  // collected, reset still pending
+  bool rearm_pending_ = false;         // a ring overran since the last rearm
   KvmDirtyRingStats ring_stats_;
 };
 

@@ -150,8 +150,10 @@ class MicroVm {
   Status vcpu_status() const;
 
   // Called on the vCPU thread on KVM_EXIT_DIRTY_RING_FULL; must harvest
-  // and reset the rings (KvmDirtyRingSource::Collect). REQUIRES: before
-  // Start().
+  // and reset the rings (KvmDirtyRingSource::CollectFull with vcpu_fds()[0],
+  // which can also repair a ring KVM overran). After 1000
+  // full exits in a row the vCPU stops with kResourceExhausted. REQUIRES:
+  // before Start().
   void SetDirtyRingFullHandler(std::function<Status()> handler);
 
   uint8_t* ram() const { return ram_; }

@@ -205,15 +205,15 @@ bool MicroVm::HandleExit(std::unique_lock<std::mutex>& lock) {
       return true;
     case KVM_EXIT_DIRTY_RING_FULL: {
       ring_full_exits_.fetch_add(1, std::memory_order_relaxed);
-      // A ring that stays full after harvests has overflowed: KVM's reserve
-      // for entries pushed after the soft limit was not enough (seen under
-      // nested virtualization, where each page is logged twice). Stop with
-      // an error instead of spinning.
+      // A ring that stays full however often it is harvested: KVM's reset
+      // index no longer moves (an overrun the handler could not repair).
+      // Stop with an error instead of spinning.
       if (++ring_full_in_a_row_ > kMaxRingFullInARow) {
         Fail(ResourceExhaustedError(
             "KVM reports the dirty ring full after " +
             std::to_string(kMaxRingFullInARow) +
-            " harvests: it overflowed; use a larger dirty_ring_bytes"));
+            " harvests in a row: the ring overran and its reset index is "
+            "stuck"));
         return false;
       }
       if (!ring_full_handler_) {
