@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cassert>
 #include <limits>
+#include <optional>
 #include <utility>
 
 #include "engine/precopy_engine_rep.h"
@@ -11,6 +12,13 @@ namespace converge {
 namespace {
 
 constexpr uint64_t kNoLimit = std::numeric_limits<uint64_t>::max();
+// A device's data_fd may hold less than PRECOPY_INFO reports (a driver
+// that streams through a bounded buffer refills it only as it is read), so
+// an iteration asks again and keeps reading. Rounds that read nothing wait
+// kRefillWaitNs for the refill; after kMaxEmptyRounds of them the device is
+// left for the next iteration.
+constexpr uint64_t kRefillWaitNs = 200'000;
+constexpr unsigned kMaxEmptyRounds = 8;
 
 Status WrongPhase(std::string_view call, EnginePhase phase) {
   return FailedPreconditionError("PrecopyEngine::" + std::string(call) +
@@ -329,10 +337,29 @@ Result<IterationStats> PrecopyEngine::Iterate() {
                             : kNoLimit;
   const uint64_t bytes0 = r.transport.bytes_written();
   if (r.precopy_drain) {
-    CONVERGE_ASSIGN_OR_RETURN(
-        st.budget_exhausted,
-        r.DrainDevices(*r.precopy_drain, max_bytes, deadline_ns,
-                       st.device_bytes));
+    // Reads until the bytes pending when the iteration began are sent, the
+    // budget ends, or the devices stop producing.
+    std::optional<uint64_t> target_bytes;
+    for (unsigned empty_rounds = 0;;) {
+      const uint64_t before = st.device_bytes;
+      CONVERGE_ASSIGN_OR_RETURN(
+          st.budget_exhausted,
+          r.DrainDevices(*r.precopy_drain, max_bytes, deadline_ns,
+                         st.device_bytes));
+      if (st.budget_exhausted) break;
+      if (target_bytes && st.device_bytes >= *target_bytes) break;
+      empty_rounds = st.device_bytes == before ? empty_rounds + 1 : 0;
+      if (empty_rounds > kMaxEmptyRounds) break;
+      CONVERGE_ASSIGN_OR_RETURN(std::vector<PrecopyInfo> infos,
+                                r.precopy_drain->RefreshPrecopyInfo(r.kernel));
+      uint64_t pending = 0;
+      for (const PrecopyInfo& info : infos) {
+        pending += info.initial_bytes + info.dirty_bytes;
+      }
+      if (pending == 0) break;
+      if (!target_bytes) target_bytes = st.device_bytes + pending;
+      if (empty_rounds > 0) r.clock.SleepNs(kRefillWaitNs);
+    }
   }
   st.device_wire_bytes = r.transport.bytes_written() - bytes0;
   if (!st.budget_exhausted) {

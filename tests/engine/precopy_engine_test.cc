@@ -99,6 +99,27 @@ TEST_F(PrecopyEngineTest, BudgetedIterationsStillVerify) {
   EXPECT_GT(exhausted, 0u);
 }
 
+// The data_fd pipe holds 1 MiB of a 16 MiB initial state and is refilled
+// only as it is read: an iteration must keep reading while PRECOPY_INFO
+// reports bytes, not stop at the first empty pipe.
+TEST_F(PrecopyEngineTest, DrainsDeviceStateLargerThanItsPipeInPrecopy) {
+  CONVERGE_SKIP_WITHOUT_KVM();
+  RigOptions r = SmallRig();
+  r.num_devices = 1;
+  r.device.precopy_initial_bytes = 16 << 20;
+  r.device.pipe_bytes = 1 << 20;
+  auto rig = NewRig(r);
+  ASSERT_NE(rig, nullptr);
+  EngineOptions o = QuickEngine();
+  o.policy.max_iterations = 4;
+  uint64_t precopy_device_bytes = 0;
+  o.progress = [&](const IterationStats& s) {
+    precopy_device_bytes += s.device_bytes;
+  };
+  ExpectVerified(rig->MigrateInMemory(o));
+  EXPECT_GE(precopy_device_bytes, uint64_t{16} << 20);
+}
+
 TEST_F(PrecopyEngineTest, DevicesWithoutPrecopySendAllInStopCopy) {
   CONVERGE_SKIP_WITHOUT_KVM();
   RigOptions r = SmallRig();
