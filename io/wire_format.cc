@@ -256,9 +256,20 @@ Status EncodeRamPayload(const CodecOptions& options, uint32_t region,
   }
   CONVERGE_ASSIGN_OR_RETURN(out.encoding,
                             EncodeChunk(options, data, out.compressed));
-  out.body = out.encoding == Codec::kNone
-                 ? data
-                 : std::span<const uint8_t>(out.compressed);
+  if (out.encoding != Codec::kNone) {
+    out.body = out.compressed;
+    return OkStatus();
+  }
+  // Sent raw. Guest memory may change under us (the vCPUs still run): the
+  // record's checksum and the bytes on the wire must come from one copy, so
+  // a body that would point into live memory is copied first. (A page
+  // written meanwhile is dirty again and resent; only a torn record would
+  // fail verification.)
+  if (data.data() == pages) {
+    out.gathered.assign(data.begin(), data.end());
+    data = out.gathered;
+  }
+  out.body = data;
   return OkStatus();
 }
 

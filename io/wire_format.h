@@ -153,6 +153,8 @@ struct EncodedPayload {
 
 // Encodes page_count pages starting at pages (host memory of the region at
 // first_page). Zero pages are elided; the rest are compressed with options.
+// The payload never points into `pages`: guest memory may change while the
+// record is checksummed and sent.
 // REQUIRES: 0 < page_count <= kMaxPagesPerRamRecord, page_size valid,
 // pages 8-byte aligned.
 [[nodiscard]] Status EncodeRamPayload(const CodecOptions& options,

@@ -1,5 +1,6 @@
 #include "io/wire_format.h"
 
+#include <algorithm>
 #include <cstring>
 #include <vector>
 
@@ -16,6 +17,36 @@ StreamLayout SampleLayout() {
   l.regions = {{0, 1 << 20}, {1ull << 32, 2 << 20}};
   l.devices = {{1, 0, "nic0"}, {7, 3, "gpu"}, {9, 0, ""}};
   return l;
+}
+
+// The vCPUs keep writing guest memory while a record is checksummed and
+// sent: a raw RAM payload must be a copy, never a view of the pages (a view
+// would tear the record and fail verification at the destination).
+TEST(WireFormatTest, RawRamPayloadIsACopyOfGuestMemory) {
+  for (Codec codec : {Codec::kNone, Codec::kLz4}) {
+    constexpr uint32_t kPages = 4;
+    constexpr uint32_t kPageSize = 4096;
+    std::vector<uint64_t> memory(kPages * kPageSize / 8);
+    // Incompressible, no zero page: lz4 falls back to raw as well.
+    uint64_t x = 0x9e3779b97f4a7c15ull;
+    for (uint64_t& w : memory) {
+      x ^= x << 13;
+      x ^= x >> 7;
+      x ^= x << 17;
+      w = x;
+    }
+    const auto* pages = reinterpret_cast<const uint8_t*>(memory.data());
+    EncodedPayload payload;
+    ASSERT_TRUE(EncodeRamPayload(CodecOptions{codec, 1}, 0, 0, kPages,
+                                 kPageSize, pages, payload)
+                    .ok());
+    ASSERT_EQ(payload.encoding, Codec::kNone);
+    const std::vector<uint8_t> before(payload.body.begin(), payload.body.end());
+    ASSERT_EQ(std::memcmp(before.data(), pages, before.size()), 0);
+    for (uint64_t& w : memory) w = ~w;  // the guest rewrites every page
+    EXPECT_TRUE(std::equal(before.begin(), before.end(), payload.body.begin()))
+        << "codec " << static_cast<int>(codec);
+  }
 }
 
 TEST(WireFormatTest, LittleEndianHelpers) {
