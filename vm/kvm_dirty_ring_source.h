@@ -21,22 +21,28 @@
 // memory page after page in one KVM_RUN and overruns even 64 KiB rings
 // (kernel WARN in kvm_dirty_ring_push). KVM then overwrites entries nobody
 // has read, their pages stay writable forever, and its reset index stops on
-// an entry it already cleared, so the vCPU exits "ring full" for ever. The
-// source detects it (a ring found entirely DIRTY, or a reset that stops on
-// an entry the kernel overwrote), then: every tracked page is reported
-// dirty, logging is turned off and on (KVM write-protects every page
-// again), the ring is wiped, and the kernel's reset index is walked forward
-// on later full exits of that vCPU in steps that cannot pass its dirty index
-// until KVM pushes again, which shows where its dirty index is. Nothing is
-// lost; precision is (ring_stats().overflows counts these).
+// an entry it already cleared, so the vCPU exits "ring full" for ever
+// (seen here: 16 and 64 KiB rings overrun on their first full exits). The
+// source detects it (a whole ring read with none of it reset yet, a reset
+// that stops on an entry KVM overwrote, or a full exit with the ring empty
+// from here), then: every tracked page is reported dirty, logging is turned
+// off and on (KVM write-protects every page again) and the ring is wiped.
+// While a ring is lost every harvest reports every page. On a second full
+// exit of its vCPU with no reset in between, KVM's dirty index is known to
+// be a soft limit ahead, so its reset index is walked forward by a step that
+// cannot pass it (size - 576, the largest x86 reserve); once KVM pushes
+// again the first new entry shows its dirty index and the ring is back in
+// step (ring_stats(): overflows, reset_steps, resyncs). A ring overrun just
+// before the guest goes idle stays lost, reporting everything, until its
+// vCPU next exits full. Nothing is lost; precision is.
 //
 // Failure: if the reset fails, the collected pages are not protected; they
 // are kept and set dirty again after the first reset that succeeds, and the
 // failing harvest marks its whole window dirty.
 //
-// Thread-safety: Collect() and CollectFull() may run on any thread
-// concurrently with the rest (a mutex guards the rings and the
-// accumulator); the other methods are called by one thread at a time
+// Thread-safety: Collect() may run on any thread and CollectFull() on the
+// vCPU's thread, concurrently with the rest (a mutex guards the rings and
+// the accumulator); the other methods are called by one thread at a time
 // (DirtySource contract).
 
 #ifndef CONVERGE_VM_KVM_DIRTY_RING_SOURCE_H_
