@@ -26,7 +26,11 @@ Result<std::unique_ptr<MigrationRig>> MigrationRig::Create(
     auto ring = std::make_unique<KvmDirtyRingSource>(
         Kernel::Default(), vm.vm_fd(), vm.memslots(), vm.dirty_rings());
     KvmDirtyRingSource* raw = ring.get();
-    vm.SetDirtyRingFullHandler([raw] { return raw->Collect(); });
+    // On the vCPU's own thread: only CollectFull can resync a ring that
+    // KVM overran (docs: vm/kvm_dirty_ring_source.h).
+    const int vcpu_fd = vm.vcpu_fds()[0];
+    vm.SetDirtyRingFullHandler(
+        [raw, vcpu_fd] { return raw->CollectFull(vcpu_fd); });
     rig->kvm_source_ = std::move(ring);
   } else {
     rig->kvm_source_ = std::make_unique<KvmDirtyLogSource>(
