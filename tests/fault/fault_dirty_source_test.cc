@@ -78,6 +78,11 @@ TEST_P(FaultDmaLogTest, DeviceDmaIsNotLost) {
   MicroVm& vm = rig->vm();
   uint64_t writes = 0;
   EngineOptions o = FaultEngineOptions();
+  // The fault lands in iteration 2: a limit no run can meet and a forced
+  // switchover after six iterations make sure there is one, however fast
+  // pre-copy drains.
+  o.policy.downtime_limit_ms = 0.01;
+  o.policy.max_iterations = 6;
   o.progress = [&](const IterationStats& s) {
     // Four pages per iteration, each a new value.
     for (uint64_t p = 0; p < 4; ++p) {
