@@ -1,6 +1,9 @@
 #include "bench/cli/commands.h"
 
+#include <memory>
+
 #include "bench/cli/migration_summary.h"
+#include "bench/cli/progress.h"
 
 namespace converge::bench {
 namespace {
@@ -52,6 +55,54 @@ bool WriteOutput(const std::string& path, const std::string& text,
   }
   fprintf(err, "wrote %s to %s\n", what, path.c_str());
   return true;
+}
+
+int RunMigrationCommand(const std::string& command, const std::string& summary,
+                        MigrationConfig config, bool real_vm,
+                        bool require_verified, const MigrationRunner& run,
+                        const std::vector<std::string>& args, FILE* out,
+                        FILE* err) {
+  std::string json_path;
+  std::string svg_path;
+  Flags flags(command);
+  AddMigrationFlags(flags, config);
+  flags.AddDouble("downtime-ms", &config.downtime_limit_ms,
+                  "downtime limit in ms");
+  flags.AddString("json", &json_path, "write the JSON summary to this file");
+  flags.AddString("svg", &svg_path, "write the per-iteration plot here");
+  if (std::optional<int> code =
+          ParseCommandFlags(command, flags, args, summary, out, err)) {
+    return *code;
+  }
+  if (Status s = ValidateConfig(config, real_vm); !s.ok()) {
+    fprintf(err, "converge-bench %s: %s (see converge-bench %s --help)\n",
+            command.c_str(), s.message().c_str(), command.c_str());
+    return kExitUsage;
+  }
+
+  std::unique_ptr<ProgressLine> progress;
+  if (!config.quiet) progress = std::make_unique<ProgressLine>(err);
+  IterationObserver observer = [&](const IterationRecord& r) {
+    if (progress) progress->Update(ProgressText(r, config.downtime_limit_ms));
+  };
+  Result<MigrationSummary> result = run(config, observer);
+  if (progress) progress->Finish();
+  if (!result.ok()) {
+    fprintf(err, "converge-bench %s: %s\n", command.c_str(),
+            result.status().message().c_str());
+    return kExitFailure;
+  }
+  fputs(SummaryText(*result).c_str(), out);
+  bool written = WriteOutput(json_path, SummaryJson(*result), "JSON summary",
+                             err);
+  written &= WriteOutput(svg_path, RenderSvg(IterationFigure(*result)),
+                         "per-iteration plot", err);
+  if (require_verified && !result->verified.value_or(false)) {
+    fprintf(err, "converge-bench %s: verification FAILED: %s\n",
+            command.c_str(), result->verification.c_str());
+    return kExitFailure;
+  }
+  return written ? kExitOk : kExitFailure;
 }
 
 int RunConvergeBench(const std::vector<std::string>& args, FILE* out,

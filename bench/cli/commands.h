@@ -13,11 +13,15 @@
 #define CONVERGE_BENCH_CLI_COMMANDS_H_
 
 #include <cstdio>
+#include <functional>
 #include <optional>
 #include <string>
 #include <vector>
 
 #include "bench/cli/flags.h"
+#include "bench/cli/migration_config.h"
+#include "bench/cli/migration_loop.h"
+#include "bench/cli/migration_summary.h"
 
 namespace converge::bench {
 
@@ -48,6 +52,18 @@ std::optional<int> ParseCommandFlags(const std::string& command, Flags& flags,
 // Returns false (after printing the error) on failure.
 bool WriteOutput(const std::string& path, const std::string& text,
                  const char* what, FILE* err);
+
+// One migration as a command (demo, model): the shared flags (starting from
+// `config`'s defaults), validation, live progress, the summary on `out`,
+// --json and --svg. `run` performs the migration; with `require_verified`
+// the exit code is 0 only if the summary says the destination verified.
+using MigrationRunner = std::function<Result<MigrationSummary>(
+    const MigrationConfig&, const IterationObserver&)>;
+int RunMigrationCommand(const std::string& command, const std::string& summary,
+                        MigrationConfig config, bool real_vm,
+                        bool require_verified, const MigrationRunner& run,
+                        const std::vector<std::string>& args, FILE* out,
+                        FILE* err);
 
 }  // namespace converge::bench
 
