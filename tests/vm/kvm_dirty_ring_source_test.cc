@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <atomic>
+#include <chrono>
 #include <set>
 #include <thread>
 
@@ -202,7 +203,9 @@ TEST_F(KvmDirtyRingSourceTest, ThreadFillsSmallRingNothingLost) {
 }
 
 // Harvests run on another thread while the vCPU thread takes full exits and
-// collects the same ring.
+// collects the same ring. After each harvest the harvester waits for the
+// next full exit, so the ring fills and the two interleave however the
+// threads are scheduled (a harvester that keeps up would never let it fill).
 TEST_F(KvmDirtyRingSourceTest, ThreadHarvestsDuringRingFullExits) {
   Open(16 * 1024);
   (void)HarvestRam(*source_, *vm_);
@@ -210,10 +213,16 @@ TEST_F(KvmDirtyRingSourceTest, ThreadHarvestsDuringRingFullExits) {
   std::set<uint64_t> harvested;
   uint64_t harvests = 0;
   std::thread harvester([&] {
+    uint64_t full_exits = vm_->stats().ring_full_exits;
     while (!done.load(std::memory_order_acquire)) {
       const std::set<uint64_t> h = PagesOf(HarvestRam(*source_, *vm_, 4096));
       harvested.insert(h.begin(), h.end());
       ++harvests;
+      while (!done.load(std::memory_order_acquire) &&
+             vm_->stats().ring_full_exits == full_exits) {
+        std::this_thread::sleep_for(std::chrono::microseconds(50));
+      }
+      full_exits = vm_->stats().ring_full_exits;
     }
   });
   std::set<uint64_t> written = {MicroVm::kMailboxPage};
