@@ -6,7 +6,9 @@
 // device in flight meanwhile), a parallel stage compresses chunks, and a
 // serial_in_order output stage frames them (the writer's transport sends
 // while the next chunks compress). Per-device byte order is the drain's
-// order; the output order equals the input order.
+// order; the output order equals the input order. With codec none there is
+// nothing to compress and the caller's thread frames each chunk as it
+// completes (the reads and writes still overlap through io_uring).
 //
 // Thread-safety: the call blocks its thread and uses TBB worker threads;
 // drain and writer must not be used by anyone else meanwhile.
