@@ -35,7 +35,38 @@ std::string Name(const std::string& host, uint16_t port) {
   return "socket " + host + ":" + std::to_string(port);
 }
 
+Status SetIntOption(int fd, int level, int name, int value,
+                    const char* what) {
+  return SysCall(std::string("setsockopt ") + what, [&] {
+           return ::setsockopt(fd, level, name, &value, sizeof value);
+         })
+      .status();
+}
+
 }  // namespace
+
+Status SetTcpLiveness(int fd, const TcpLiveness& l) {
+  CONVERGE_RETURN_IF_ERROR(
+      SetIntOption(fd, IPPROTO_TCP, TCP_NODELAY, 1, "TCP_NODELAY"));
+  if (l.user_timeout_ms > 0) {
+    CONVERGE_RETURN_IF_ERROR(
+        SetIntOption(fd, IPPROTO_TCP, TCP_USER_TIMEOUT,
+                     static_cast<int>(l.user_timeout_ms), "TCP_USER_TIMEOUT"));
+  }
+  if (l.keepalive_idle_s == 0) return OkStatus();
+  if (l.keepalive_interval_s == 0) {
+    return InvalidArgumentError("TcpLiveness: keepalive_interval_s is 0 "
+                                "with keepalive on");
+  }
+  CONVERGE_RETURN_IF_ERROR(
+      SetIntOption(fd, SOL_SOCKET, SO_KEEPALIVE, 1, "SO_KEEPALIVE"));
+  CONVERGE_RETURN_IF_ERROR(
+      SetIntOption(fd, IPPROTO_TCP, TCP_KEEPIDLE,
+                   static_cast<int>(l.keepalive_idle_s), "TCP_KEEPIDLE"));
+  return SetIntOption(fd, IPPROTO_TCP, TCP_KEEPINTVL,
+                      static_cast<int>(l.keepalive_interval_s),
+                      "TCP_KEEPINTVL");
+}
 
 Result<std::unique_ptr<SocketTransport>> SocketTransport::FromFd(
     int fd, std::string name, const UringStreamOptions& options) {
@@ -50,7 +81,8 @@ Result<std::unique_ptr<SocketTransport>> SocketTransport::FromFd(
 }
 
 Result<std::unique_ptr<SocketTransport>> SocketTransport::Connect(
-    const std::string& host, uint16_t port, const UringStreamOptions& options) {
+    const std::string& host, uint16_t port, const UringStreamOptions& options,
+    const TcpLiveness& liveness) {
   CONVERGE_ASSIGN_OR_RETURN(auto info, Resolve(host, port, false));
   CONVERGE_ASSIGN_OR_RETURN(
       long fd, SysCall("socket", [&] {
@@ -65,9 +97,11 @@ Result<std::unique_ptr<SocketTransport>> SocketTransport::Connect(
     ::close(static_cast<int>(fd));
     return c.status();
   }
-  int one = 1;
-  (void)::setsockopt(static_cast<int>(fd), IPPROTO_TCP, TCP_NODELAY, &one,
-                     sizeof(one));
+  Status configured = SetTcpLiveness(static_cast<int>(fd), liveness);
+  if (!configured.ok()) {
+    ::close(static_cast<int>(fd));
+    return configured;
+  }
   return FromFd(static_cast<int>(fd), Name(host, port), options);
 }
 
@@ -140,12 +174,17 @@ SocketListener::~SocketListener() {
 }
 
 Result<std::unique_ptr<SocketTransport>> SocketListener::Accept(
-    const UringStreamOptions& options) {
+    const UringStreamOptions& options, const TcpLiveness& liveness) {
   CONVERGE_ASSIGN_OR_RETURN(long fd, RetryOnEintr([&] {
     return SysCall("accept", [&] {
       return ::accept4(fd_, nullptr, nullptr, SOCK_CLOEXEC);
     });
   }));
+  Status configured = SetTcpLiveness(static_cast<int>(fd), liveness);
+  if (!configured.ok()) {
+    ::close(static_cast<int>(fd));
+    return configured;
+  }
   return SocketTransport::FromFd(static_cast<int>(fd),
                                  "accepted socket on port " +
                                      std::to_string(port_),

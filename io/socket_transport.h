@@ -18,13 +18,37 @@
 
 namespace converge {
 
+// How a dead link or peer becomes an error instead of a hang. Reads and
+// writes go through io_uring, which waits on socket readiness and ignores
+// SO_RCVTIMEO and SO_SNDTIMEO; what bounds them is TCP itself.
+// TCP_USER_TIMEOUT aborts a connection whose sent data stays unacknowledged
+// that long, and keepalive probes (bounded by the same timeout) abort an
+// idle receiving end whose peer is gone. Either wakes the pending operation
+// with ETIMEDOUT. Without them Linux retransmits for about 15 minutes.
+struct TcpLiveness {
+  // 0 keeps the kernel's default. Shorter notices a dead link sooner but
+  // may abort a connection over a merely congested one.
+  uint32_t user_timeout_ms = 30'000;
+  // First keepalive probe after this long idle, then every interval;
+  // keepalive_idle_s 0 leaves keepalive off.
+  uint32_t keepalive_idle_s = 10;
+  uint32_t keepalive_interval_s = 5;
+};
+
+// Sets TCP_NODELAY and the liveness options on a TCP socket. Errors name
+// the option that failed.
+[[nodiscard]] Status SetTcpLiveness(int fd, const TcpLiveness& liveness);
+
 class SocketTransport final : public Transport {
  public:
-  // Connects to host (a numeric IPv4 or IPv6 address) and port.
+  // Connects to host (a numeric IPv4 or IPv6 address) and port, with
+  // TCP_NODELAY and `liveness` set.
   [[nodiscard]] static Result<std::unique_ptr<SocketTransport>> Connect(
       const std::string& host, uint16_t port,
-      const UringStreamOptions& options = {});
-  // Takes ownership of a connected socket fd.
+      const UringStreamOptions& options = {},
+      const TcpLiveness& liveness = {});
+  // Takes ownership of a connected socket fd, as configured by the caller
+  // (see SetTcpLiveness).
   [[nodiscard]] static Result<std::unique_ptr<SocketTransport>> FromFd(
       int fd, std::string name, const UringStreamOptions& options = {});
 
@@ -38,6 +62,8 @@ class SocketTransport final : public Transport {
   Status Close() override;
 
   const UringStream& stream() const { return *stream_; }
+  // The socket, still owned by the transport; -1 once closed.
+  int fd() const { return fd_; }
 
  private:
   SocketTransport(int fd, std::unique_ptr<UringStream> stream)
@@ -57,9 +83,10 @@ class SocketListener {
   ~SocketListener();
 
   uint16_t port() const { return port_; }
-  // Waits for one connection.
+  // Waits for one connection; sets TCP_NODELAY and `liveness` on it.
   [[nodiscard]] Result<std::unique_ptr<SocketTransport>> Accept(
-      const UringStreamOptions& options = {});
+      const UringStreamOptions& options = {},
+      const TcpLiveness& liveness = {});
 
  private:
   SocketListener(int fd, uint16_t port) : fd_(fd), port_(port) {}

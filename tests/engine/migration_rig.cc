@@ -19,6 +19,7 @@ Result<std::unique_ptr<MigrationRig>> MigrationRig::Create(
   MicroVmOptions vm_options;
   vm_options.ram_bytes = o.ram_bytes;
   vm_options.dirty_ring_bytes = o.dirty_ring ? 64 << 10 : 0;
+  vm_options.fill = o.fill;
   CONVERGE_ASSIGN_OR_RETURN(rig->vm_,
                             MicroVm::Create(Kernel::Default(), vm_options));
   MicroVm& vm = *rig->vm_;
@@ -179,17 +180,23 @@ Result<MigrationOutcome> MigrationRig::MigrateInMemory(EngineOptions options) {
 Result<MigrationOutcome> MigrationRig::MigrateOverTcp(EngineOptions options) {
   CONVERGE_ASSIGN_OR_RETURN(std::unique_ptr<SocketListener> listener,
                             SocketListener::Listen("127.0.0.1", 0));
+  // The kernel completes the handshake into the backlog: connect, then
+  // accept, on this thread.
+  CONVERGE_ASSIGN_OR_RETURN(
+      std::unique_ptr<SocketTransport> send,
+      SocketTransport::Connect("127.0.0.1", listener->port()));
+  CONVERGE_ASSIGN_OR_RETURN(std::unique_ptr<SocketTransport> receive,
+                            listener->Accept());
+  return MigrateOver(*send, *receive, std::move(options));
+}
+
+Result<MigrationOutcome> MigrationRig::MigrateOver(
+    Transport& send, Transport& receive, EngineOptions options,
+    std::unique_ptr<PrecopyEngine>* engine_out) {
   Result<DestinationResult> dest_result = InternalError("not run");
-  std::unique_ptr<Transport> dest_transport;
   std::unique_ptr<Destination> dest;
   std::thread receiver([&] {
-    Result<std::unique_ptr<SocketTransport>> t = listener->Accept();
-    if (!t.ok()) {
-      dest_result = t.status();
-      return;
-    }
-    dest_transport = std::move(*t);
-    Result<std::unique_ptr<Destination>> d = NewDestination(*dest_transport);
+    Result<std::unique_ptr<Destination>> d = NewDestination(receive);
     if (!d.ok()) {
       dest_result = d.status();
       return;
@@ -198,34 +205,30 @@ Result<MigrationOutcome> MigrationRig::MigrateOverTcp(EngineOptions options) {
     Status prepared = dest->Prepare();
     dest_result = prepared.ok() ? dest->Run()
                                 : Result<DestinationResult>(prepared);
+    // A destination that gave up stops reading: closing tells the source,
+    // which would otherwise wait on a full socket.
+    if (!dest_result.ok()) (void)receive.Close();
   });
-  Result<std::unique_ptr<SocketTransport>> conn =
-      SocketTransport::Connect("127.0.0.1", listener->port());
-  Result<SwitchoverStats> s = InternalError("not connected");
-  std::unique_ptr<PrecopyEngine> engine;
-  if (conn.ok()) {
-    Result<std::unique_ptr<PrecopyEngine>> e =
-        NewEngine(**conn, std::move(options));
-    if (e.ok()) {
-      engine = std::move(*e);
-      s = RunSource(*engine);
-    } else {
-      s = e.status();
-    }
-    (void)(*conn)->Close();
+  Result<SwitchoverStats> s = InternalError("no engine");
+  Result<std::unique_ptr<PrecopyEngine>> engine =
+      NewEngine(send, std::move(options));
+  if (engine.ok()) {
+    s = RunSource(**engine);
   } else {
-    s = conn.status();
+    s = engine.status();
   }
+  // On success this ends the stream; on failure the destination reads a
+  // truncated stream (or the dead link's error) and stops.
+  (void)send.Close();
   receiver.join();
+  if (engine.ok() && engine_out != nullptr) *engine_out = std::move(*engine);
   CONVERGE_RETURN_IF_ERROR(s.status());
   CONVERGE_RETURN_IF_ERROR(dest_result.status());
-  engine->RecordDestinationApply(dest_result->ready_ns -
-                                 std::min(dest_result->ready_ns,
-                                          s->last_byte_ns));
-  CONVERGE_ASSIGN_OR_RETURN(MigrationOutcome o,
-                            Finish(*engine, *s, *dest_result));
-  o.measured_downtime_ms =
-      NsToMs(dest_result->ready_ns - s->paused_ns);
+  PrecopyEngine& e = engine_out != nullptr ? **engine_out : **engine;
+  e.RecordDestinationApply(dest_result->ready_ns -
+                           std::min(dest_result->ready_ns, s->last_byte_ns));
+  CONVERGE_ASSIGN_OR_RETURN(MigrationOutcome o, Finish(e, *s, *dest_result));
+  o.measured_downtime_ms = NsToMs(dest_result->ready_ns - s->paused_ns);
   return o;
 }
 

@@ -32,6 +32,7 @@ struct RigOptions {
   int num_devices = 2;
   sim::VfioDeviceOptions device;  // sizes reduced by the rig's defaults
   WorkloadSpec workload;
+  RamFillOptions fill;  // the guest RAM's content mix
 };
 
 // What one migration gave.
@@ -105,6 +106,14 @@ class MigrationRig {
   // after the source) or loopback TCP (it runs concurrently).
   Result<MigrationOutcome> MigrateInMemory(EngineOptions options);
   Result<MigrationOutcome> MigrateOverTcp(EngineOptions options);
+  // A whole migration over a connected pair of transports: the source
+  // writes `send` on this thread while a destination reads `receive` on
+  // another. A failure returns the source's error if it failed, else the
+  // destination's; send is closed either way. If engine_out is set it gets
+  // the engine (to Cancel and inspect after a failure).
+  Result<MigrationOutcome> MigrateOver(
+      Transport& send, Transport& receive, EngineOptions options,
+      std::unique_ptr<PrecopyEngine>* engine_out = nullptr);
 
   MicroVm& vm() { return *vm_; }
   WatchedSource& source() { return *watched_; }

@@ -1,6 +1,9 @@
 #include "io/transport.h"
 
 #include <fcntl.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
 #include <chrono>
@@ -187,6 +190,83 @@ TEST(TransportTest, ConnectErrors) {
   EXPECT_EQ(refused.status().sys_errno(), ECONNREFUSED);
   EXPECT_NE(refused.status().message().find("127.0.0.1:" + std::to_string(port)),
             std::string::npos);
+}
+
+int GetIntOption(int fd, int level, int name) {
+  int value = -1;
+  socklen_t len = sizeof value;
+  EXPECT_EQ(::getsockopt(fd, level, name, &value, &len), 0) << errno;
+  return value;
+}
+
+TEST(TransportTest, SetTcpLivenessSetsEveryOption) {
+  const int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  ASSERT_GE(fd, 0);
+  ASSERT_TRUE(SetTcpLiveness(fd, {.user_timeout_ms = 1500,
+                                  .keepalive_idle_s = 3,
+                                  .keepalive_interval_s = 2})
+                  .ok());
+  EXPECT_EQ(GetIntOption(fd, IPPROTO_TCP, TCP_NODELAY), 1);
+  EXPECT_EQ(GetIntOption(fd, IPPROTO_TCP, TCP_USER_TIMEOUT), 1500);
+  EXPECT_EQ(GetIntOption(fd, SOL_SOCKET, SO_KEEPALIVE), 1);
+  EXPECT_EQ(GetIntOption(fd, IPPROTO_TCP, TCP_KEEPIDLE), 3);
+  EXPECT_EQ(GetIntOption(fd, IPPROTO_TCP, TCP_KEEPINTVL), 2);
+  ::close(fd);
+}
+
+TEST(TransportTest, SetTcpLivenessZeroKeepsKernelDefaults) {
+  const int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  ASSERT_GE(fd, 0);
+  ASSERT_TRUE(SetTcpLiveness(fd, {.user_timeout_ms = 0,
+                                  .keepalive_idle_s = 0,
+                                  .keepalive_interval_s = 0})
+                  .ok());
+  EXPECT_EQ(GetIntOption(fd, IPPROTO_TCP, TCP_USER_TIMEOUT), 0);
+  EXPECT_EQ(GetIntOption(fd, SOL_SOCKET, SO_KEEPALIVE), 0);
+  ::close(fd);
+}
+
+TEST(TransportTest, SetTcpLivenessErrorsNameTheProblem) {
+  const int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  ASSERT_GE(fd, 0);
+  Status s = SetTcpLiveness(fd, {.user_timeout_ms = 1000,
+                                 .keepalive_idle_s = 5,
+                                 .keepalive_interval_s = 0});
+  EXPECT_EQ(s.code(), StatusCode::kInvalidArgument);
+  EXPECT_NE(s.message().find("keepalive_interval_s"), std::string::npos)
+      << s.ToString();
+  ::close(fd);
+  // Not a socket: the failing option is named.
+  const int not_socket = ::open("/dev/null", O_RDONLY | O_CLOEXEC);
+  s = SetTcpLiveness(not_socket, {});
+  EXPECT_EQ(s.sys_errno(), ENOTSOCK) << s.ToString();
+  EXPECT_NE(s.message().find("TCP_NODELAY"), std::string::npos)
+      << s.ToString();
+  ::close(not_socket);
+}
+
+TEST(TransportTest, ConnectAndAcceptSetLiveness) {
+  auto listener = SocketListener::Listen("127.0.0.1", 0);
+  ASSERT_TRUE(listener.ok()) << listener.status().ToString();
+  const TcpLiveness liveness{.user_timeout_ms = 4000,
+                             .keepalive_idle_s = 7,
+                             .keepalive_interval_s = 3};
+  auto client =
+      SocketTransport::Connect("127.0.0.1", (*listener)->port(), {}, liveness);
+  ASSERT_TRUE(client.ok()) << client.status().ToString();
+  auto server = (*listener)->Accept({}, liveness);
+  ASSERT_TRUE(server.ok()) << server.status().ToString();
+  for (const int fd : {(*client)->fd(), (*server)->fd()}) {
+    EXPECT_EQ(GetIntOption(fd, IPPROTO_TCP, TCP_NODELAY), 1);
+    EXPECT_EQ(GetIntOption(fd, IPPROTO_TCP, TCP_USER_TIMEOUT), 4000);
+    EXPECT_EQ(GetIntOption(fd, SOL_SOCKET, SO_KEEPALIVE), 1);
+    EXPECT_EQ(GetIntOption(fd, IPPROTO_TCP, TCP_KEEPIDLE), 7);
+    EXPECT_EQ(GetIntOption(fd, IPPROTO_TCP, TCP_KEEPINTVL), 3);
+  }
+  const std::vector<uint8_t> data = MakeContent(Content::kText, 5, 64 << 10);
+  ASSERT_TRUE(WritePieces(**client, data).ok());
+  ASSERT_TRUE((*client)->Close().ok());
+  EXPECT_EQ(ReadToEnd(**server), data);
 }
 
 TEST(TransportTest, ListenErrors) {

@@ -206,8 +206,7 @@ void ExpectDeadLinkFailsBothEnds(LinkFault fault) {
   options.shaped = true;  // keeps the stream in flight when the link dies
   Result<std::unique_ptr<NetnsPair>> pair = NetnsPair::Create(options);
   ASSERT_TRUE(pair.ok()) << pair.status().ToString();
-  TcpTimeouts timeouts;
-  timeouts.user_timeout_ms = 2000;
+  const TcpTimeouts timeouts;
   Result<StreamEnds> ends = OpenStream(**pair, timeouts);
   ASSERT_TRUE(ends.ok()) << ends.status().ToString();
 
@@ -263,7 +262,7 @@ void ExpectDeadLinkFailsBothEnds(LinkFault fault) {
   // keepalive); past the deadline the test fails and the sockets are shut
   // down so the threads can be joined.
   const auto deadline = std::chrono::milliseconds(
-      5 * timeouts.user_timeout_ms + 5000);
+      5 * timeouts.liveness.user_timeout_ms + 5000);
   {
     std::unique_lock<std::mutex> lock(mu);
     if (!cv.wait_for(lock, deadline, [&] { return finished == 2; })) {

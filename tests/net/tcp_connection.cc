@@ -11,13 +11,6 @@
 namespace converge::testing {
 namespace {
 
-Status SetIntOption(int fd, int level, int name, int value, const char* what) {
-  return SysCall(std::string("setsockopt ") + what, [&] {
-           return ::setsockopt(fd, level, name, &value, sizeof value);
-         })
-      .status();
-}
-
 Status SetTimeOption(int fd, int name, uint32_t ms, const char* what) {
   timeval tv{};
   tv.tv_sec = ms / 1000;
@@ -48,19 +41,7 @@ Result<int> NewSocket() {
 }  // namespace
 
 Status ApplyTcpTimeouts(int fd, const TcpTimeouts& t) {
-  CONVERGE_RETURN_IF_ERROR(
-      SetIntOption(fd, IPPROTO_TCP, TCP_NODELAY, 1, "TCP_NODELAY"));
-  CONVERGE_RETURN_IF_ERROR(SetIntOption(fd, IPPROTO_TCP, TCP_USER_TIMEOUT,
-                                        int(t.user_timeout_ms),
-                                        "TCP_USER_TIMEOUT"));
-  CONVERGE_RETURN_IF_ERROR(
-      SetIntOption(fd, SOL_SOCKET, SO_KEEPALIVE, 1, "SO_KEEPALIVE"));
-  CONVERGE_RETURN_IF_ERROR(SetIntOption(fd, IPPROTO_TCP, TCP_KEEPIDLE,
-                                        int(t.keepalive_idle_s),
-                                        "TCP_KEEPIDLE"));
-  CONVERGE_RETURN_IF_ERROR(SetIntOption(fd, IPPROTO_TCP, TCP_KEEPINTVL,
-                                        int(t.keepalive_interval_s),
-                                        "TCP_KEEPINTVL"));
+  CONVERGE_RETURN_IF_ERROR(SetTcpLiveness(fd, t.liveness));
   CONVERGE_RETURN_IF_ERROR(
       SetTimeOption(fd, SO_SNDTIMEO, t.blocking_timeout_ms, "SO_SNDTIMEO"));
   return SetTimeOption(fd, SO_RCVTIMEO, t.blocking_timeout_ms, "SO_RCVTIMEO");

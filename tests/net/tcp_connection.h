@@ -1,15 +1,7 @@
 // TcpConnection: one TCP connection across a NetnsPair, for tests. The
 // client socket is made on one side and connected to a listener on the
-// other; both ends carry timeouts so a dead link becomes an error instead
-// of a hang.
-//
-// Why the timeouts are needed: SocketTransport reads and writes through
-// io_uring, which waits on socket readiness and ignores SO_RCVTIMEO and
-// SO_SNDTIMEO. What does bound it is TCP itself: TCP_USER_TIMEOUT aborts a
-// connection whose sent data stays unacknowledged, and keepalive probes
-// (also bounded by TCP_USER_TIMEOUT) abort an idle receiving end whose
-// peer is gone. Either abort wakes the pending io_uring operation with
-// ETIMEDOUT.
+// other; both ends get short liveness timeouts (io/socket_transport.h
+// TcpLiveness) so a dead link becomes an error within seconds.
 //
 // Thread-safety: none; one thread uses a TcpConnection at a time.
 
@@ -19,26 +11,21 @@
 #include <cstdint>
 
 #include "base/status.h"
+#include "io/socket_transport.h"
 #include "tests/net/netns_pair.h"
 
 namespace converge::testing {
 
 struct TcpTimeouts {
-  // TCP_USER_TIMEOUT: data (or keepalive probes) unacknowledged this long
-  // aborts the connection. Shorter detects a dead link sooner but may
-  // abort a connection over a merely congested one.
-  uint32_t user_timeout_ms = 2000;
-  // Keepalive on an idle connection: first probe after keepalive_idle_s,
-  // then every keepalive_interval_s.
-  uint32_t keepalive_idle_s = 1;
-  uint32_t keepalive_interval_s = 1;
+  TcpLiveness liveness{.user_timeout_ms = 2000,
+                       .keepalive_idle_s = 1,
+                       .keepalive_interval_s = 1};
   // SO_SNDTIMEO and SO_RCVTIMEO: bound the blocking calls (connect,
   // accept, send, recv); io_uring operations ignore them.
   uint32_t blocking_timeout_ms = 5000;
 };
 
-// Sets TCP_NODELAY, TCP_USER_TIMEOUT, keepalive and the blocking-call
-// timeouts on a TCP socket.
+// SetTcpLiveness, then the blocking-call timeouts.
 [[nodiscard]] Status ApplyTcpTimeouts(int fd, const TcpTimeouts& timeouts);
 
 class TcpConnection {
