@@ -8,7 +8,9 @@
 namespace converge {
 
 namespace {
-constexpr uint64_t kReadTag = std::numeric_limits<uint64_t>::max();
+// The user data of the one-at-a-time operations (reads, direct writes);
+// buffered writes carry their buffer index.
+constexpr uint64_t kSingleTag = std::numeric_limits<uint64_t>::max();
 }  // namespace
 
 UringStream::UringStream(int fd, bool seekable, std::string name,
@@ -94,8 +96,33 @@ Status UringStream::ReapOne() {
   return OkStatus();
 }
 
+Status UringStream::WriteDirect(std::span<const uint8_t> bytes) {
+  CONVERGE_RETURN_IF_ERROR(Flush());  // what was written before goes first
+  assert(in_flight_ == 0);
+  while (!bytes.empty()) {
+    const unsigned length = static_cast<unsigned>(
+        std::min<size_t>(bytes.size(), std::numeric_limits<int>::max()));
+    const uint64_t offset = seekable_ ? write_offset_ : uint64_t(-1);
+    if (!ring_->PrepWrite(fd_, bytes.data(), length, offset, kSingleTag)) {
+      return error_ = InternalError(name_ + ": io_uring submission queue full");
+    }
+    Result<unsigned> submitted = ring_->Submit();
+    if (!submitted.ok()) return error_ = submitted.status();
+    Result<io_uring_cqe*> cqe = ring_->WaitCqe();
+    if (!cqe.ok()) return error_ = cqe.status();
+    const int res = (*cqe)->res;
+    ring_->CqeSeen(*cqe);
+    if (res < 0) return error_ = ErrnoStatus(-res, "write " + name_);
+    if (res == 0) return error_ = IoError("write " + name_ + ": wrote 0 bytes");
+    write_offset_ += static_cast<uint64_t>(res);
+    bytes = bytes.subspan(static_cast<size_t>(res));
+  }
+  return OkStatus();
+}
+
 Status UringStream::Write(std::span<const uint8_t> bytes) {
   CONVERGE_RETURN_IF_ERROR(error_);
+  if (bytes.size() >= options_.buffer_bytes) return WriteDirect(bytes);
   while (!bytes.empty()) {
     if (current_ < 0) {
       while (free_.empty()) {  // backpressure: wait for the kernel
@@ -146,7 +173,7 @@ Result<size_t> UringStream::Read(std::span<uint8_t> buf) {
   const unsigned length = static_cast<unsigned>(
       std::min<size_t>(buf.size(), std::numeric_limits<int>::max()));
   const uint64_t offset = seekable_ ? read_offset_ : uint64_t(-1);
-  if (!ring_->PrepRead(fd_, buf.data(), length, offset, kReadTag)) {
+  if (!ring_->PrepRead(fd_, buf.data(), length, offset, kSingleTag)) {
     return InternalError(name_ + ": io_uring submission queue full");
   }
   CONVERGE_RETURN_IF_ERROR(ring_->Submit());

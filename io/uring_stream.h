@@ -5,7 +5,9 @@
 // buffer is submitted at once, and Write() returns while it is in flight.
 // When every buffer is full or in flight, Write() waits for a completion:
 // a slow reader slows the writer and memory stays at
-// max_buffers * buffer_bytes. On a stream fd (socket, pipe) one write is in
+// max_buffers * buffer_bytes. A write of buffer_bytes or more is not
+// copied: it goes to the kernel from the caller's memory after everything
+// before it, and Write() returns once the kernel has taken all of it. On a stream fd (socket, pipe) one write is in
 // flight at a time, so bytes never reorder; on a seekable file each buffer
 // has its own offset and up to max_in_flight run at once.
 //
@@ -74,6 +76,8 @@ class UringStream {
   Status Pump();
   // Reaps one completion (waiting for it).
   Status ReapOne();
+  // A large write straight from the caller's memory (see the top).
+  Status WriteDirect(std::span<const uint8_t> bytes);
   Status SubmitBuffer(int index);
 
   int fd_;

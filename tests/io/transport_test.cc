@@ -94,6 +94,33 @@ TEST(TransportTest, FileRoundTrip) {
   std::remove(path.c_str());
 }
 
+// Writes of a buffer or more skip the copy; small writes around them are
+// buffered; the bytes land in order and buffers hold only the small ones.
+TEST(TransportTest, LargeWritesGoStraightFromTheCallersMemory) {
+  const std::string path = TempPath("direct");
+  const std::vector<uint8_t> data = MakeContent(Content::kRandom, 6, 3 << 20);
+  UringStreamOptions o;
+  o.buffer_bytes = 64 << 10;
+  o.max_buffers = 2;
+  const size_t pieces[] = {100, 1 << 20, 7, 64 << 10, 1000, (1 << 20) + 3};
+  {
+    auto t = FileTransport::Create(path, o);
+    ASSERT_TRUE(t.ok()) << t.status().ToString();
+    size_t off = 0;
+    for (size_t n : pieces) {
+      ASSERT_TRUE((*t)->Write({data.data() + off, n}).ok());
+      off += n;
+    }
+    ASSERT_TRUE((*t)->Write({data.data() + off, data.size() - off}).ok());
+    EXPECT_LE((*t)->stream().peak_buffered_bytes(), 1107u);
+    ASSERT_TRUE((*t)->Close().ok());
+  }
+  auto r = FileTransport::Open(path);
+  ASSERT_TRUE(r.ok());
+  EXPECT_EQ(ReadToEnd(**r), data);
+  std::remove(path.c_str());
+}
+
 TEST(TransportTest, FileErrorsNameThePath) {
   auto r = FileTransport::Open("/nonexistent/converge/stream");
   ASSERT_FALSE(r.ok());
