@@ -48,16 +48,21 @@ function(converge_add_umbrella)
   set_property(GLOBAL APPEND PROPERTY CONVERGE_INSTALL_TARGETS converge)
 endfunction()
 
-# converge_add_test(<target> SOURCES ... [DEPS ...])
+# converge_add_test(<target> [SERIAL] SOURCES ... [DEPS ...])
 # A GoogleTest binary; every TEST is a ctest test (gtest_discover_tests).
+# SERIAL: its tests run alone under ctest -j (they measure rates).
 function(converge_add_test target)
-  cmake_parse_arguments(ARG "" "" "SOURCES;DEPS" ${ARGN})
+  cmake_parse_arguments(ARG "SERIAL" "" "SOURCES;DEPS" ${ARGN})
   add_executable(${target} ${ARG_SOURCES})
   target_compile_options(${target} PRIVATE ${CONVERGE_WARNINGS})
   target_link_libraries(${target} PRIVATE ${ARG_DEPS} GTest::gtest
                         GTest::gmock GTest::gtest_main)
+  set(serial FALSE)
+  if(ARG_SERIAL)
+    set(serial TRUE)
+  endif()
   gtest_discover_tests(${target} DISCOVERY_TIMEOUT 60
-                       PROPERTIES TIMEOUT 600)
+                       PROPERTIES TIMEOUT 600 RUN_SERIAL ${serial})
 endfunction()
 
 # converge_add_benchmark(<target> SOURCES ... [DEPS ...])
