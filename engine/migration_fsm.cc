@@ -114,19 +114,6 @@ Status CheckRequest(MigState from, MigState to, uint64_t flags) {
 
 }  // namespace
 
-std::string_view MigStateName(MigState state) {
-  switch (state) {
-    case S::kError: return "ERROR";
-    case S::kStop: return "STOP";
-    case S::kRunning: return "RUNNING";
-    case S::kStopCopy: return "STOP_COPY";
-    case S::kResuming: return "RESUMING";
-    case S::kRunningP2p: return "RUNNING_P2P";
-    case S::kPreCopy: return "PRE_COPY";
-    case S::kPreCopyP2p: return "PRE_COPY_P2P";
-  }
-  return "INVALID";
-}
 
 Result<MigState> MigStateFromKernel(uint32_t raw) {
   if (raw >= kNumMigStates) {

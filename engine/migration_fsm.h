@@ -24,25 +24,9 @@
 #include <vector>
 
 #include "base/status.h"
+#include "iommu/mig_state.h"
 
 namespace converge {
-
-// enum vfio_device_mig_state; the values are the kernel ABI.
-enum class MigState : uint32_t {
-  kError = 0,
-  kStop = 1,
-  kRunning = 2,
-  kStopCopy = 3,
-  kResuming = 4,
-  kRunningP2p = 5,
-  kPreCopy = 6,
-  kPreCopyP2p = 7,
-};
-
-inline constexpr uint32_t kNumMigStates = 8;
-
-// "STOP_COPY", "PRE_COPY_P2P", ...; "INVALID" for values past the enum.
-std::string_view MigStateName(MigState state);
 
 // The state the kernel reported as a raw u32, or an error naming the value.
 [[nodiscard]] Result<MigState> MigStateFromKernel(uint32_t raw);

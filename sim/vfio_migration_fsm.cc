@@ -46,14 +46,6 @@ uint32_t Index(S s) { return static_cast<uint32_t>(s); }
 
 }  // namespace
 
-std::string_view MigStateName(MigState state) {
-  static constexpr std::string_view kNames[kNumMigStates] = {
-      "ERROR",    "STOP",        "RUNNING",  "STOP_COPY",
-      "RESUMING", "RUNNING_P2P", "PRE_COPY", "PRE_COPY_P2P"};
-  if (Index(state) < kNumMigStates) return kNames[Index(state)];
-  return "INVALID";
-}
-
 bool MigStateUsable(MigState state, uint64_t migration_flags) {
   if (Index(state) >= kNumMigStates) return false;
   uint64_t needs = kNeeds[Index(state)];

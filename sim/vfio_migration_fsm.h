@@ -11,24 +11,13 @@
 #include <string_view>
 
 #include "base/status.h"
+#include "iommu/mig_state.h"
 
 namespace converge::sim {
 
-// enum vfio_device_mig_state (PRE_COPY and PRE_COPY_P2P from Linux 6.2).
-enum class MigState : uint32_t {
-  kError = 0,
-  kStop = 1,
-  kRunning = 2,
-  kStopCopy = 3,
-  kResuming = 4,
-  kRunningP2p = 5,
-  kPreCopy = 6,
-  kPreCopyP2p = 7,
-};
-inline constexpr uint32_t kNumMigStates = 8;
-
-// "STOP_COPY", or "INVALID(9)" for a value outside the enum.
-std::string_view MigStateName(MigState state);
+using ::converge::kNumMigStates;
+using ::converge::MigState;
+using ::converge::MigStateName;
 
 // True when migration_flags (VFIO_MIGRATION_*) cover every flag the state
 // needs: RUNNING_P2P needs P2P, PRE_COPY needs PRE_COPY, PRE_COPY_P2P both.

@@ -74,44 +74,34 @@ Result<Ends> Connect(NetnsPair& pair) {
   return ends;
 }
 
-class NetnsMigration {
- public:
-  // Null (with a test failure) if the pair or the rig cannot be made.
-  static std::unique_ptr<NetnsMigration> Create() {
-    auto m = std::unique_ptr<NetnsMigration>(new NetnsMigration());
+// A shaped pair, the rig on it, and one connection from A to B.
+class NetnsTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    CONVERGE_SKIP_WITHOUT_NETNS();
+    CONVERGE_SKIP_WITHOUT_KVM();
     NetnsPair::Options options;
     options.shaped = true;  // 1 Gbit/s tbf on both ends
     Result<std::unique_ptr<NetnsPair>> pair = NetnsPair::Create(options);
-    EXPECT_TRUE(pair.ok()) << pair.status().ToString();
-    if (!pair.ok()) return nullptr;
-    m->pair_ = std::move(*pair);
-    m->shaped_bps_ = double(options.shape.rate_bps);
-    m->rig_ = NewFaultRig(NetRigOptions());
-    if (m->rig_ == nullptr) return nullptr;
-    return m;
+    ASSERT_TRUE(pair.ok()) << pair.status().ToString();
+    pair_ = std::move(*pair);
+    shaped_bps_ = double(options.shape.rate_bps);
+    rig_ = NewFaultRig(NetRigOptions());
+    ASSERT_NE(rig_, nullptr);
+    Result<Ends> ends = Connect(*pair_);
+    ASSERT_TRUE(ends.ok()) << ends.status().ToString();
+    ends_ = std::move(*ends);
   }
 
-  NetnsPair& pair() { return *pair_; }
-  MigrationRig& rig() { return *rig_; }
-  double shaped_bps() const { return shaped_bps_; }
-
- private:
-  NetnsMigration() = default;
   std::unique_ptr<NetnsPair> pair_;
   std::unique_ptr<MigrationRig> rig_;
+  Ends ends_;
   double shaped_bps_ = 0;
 };
 
-TEST(NetnsTest, MigratesMicroVmOverShapedGigabitLink) {
-  CONVERGE_SKIP_WITHOUT_NETNS();
-  CONVERGE_SKIP_WITHOUT_KVM();
-  std::unique_ptr<NetnsMigration> m = NetnsMigration::Create();
-  ASSERT_NE(m, nullptr);
-  Result<Ends> ends = Connect(m->pair());
-  ASSERT_TRUE(ends.ok()) << ends.status().ToString();
-
+TEST_F(NetnsTest, MigratesMicroVmOverShapedGigabitLink) {
   Result<MigrationOutcome> o =
-      m->rig().MigrateOver(*ends->send, *ends->receive, NetEngineOptions());
+      rig_->MigrateOver(*ends_.send, *ends_.receive, NetEngineOptions());
   ASSERT_TRUE(o.ok()) << o.status().ToString();
   EXPECT_TRUE(o->verified) << o->mismatch;
   EXPECT_TRUE(o->destination.summary.complete);
@@ -121,24 +111,16 @@ TEST(NetnsTest, MigratesMicroVmOverShapedGigabitLink) {
   std::printf("migration over tbf %.0f B/s: %llu iterations, bandwidth "
               "estimate %.1f MB/s (%.1f%% of shaped), predicted downtime "
               "%.1f ms, measured %.1f ms\n",
-              m->shaped_bps(),
-              static_cast<unsigned long long>(o->iterations), estimate / 1e6,
-              100 * estimate / m->shaped_bps(),
+              shaped_bps_, static_cast<unsigned long long>(o->iterations),
+              estimate / 1e6, 100 * estimate / shaped_bps_,
               o->decided.predicted_downtime_ms, o->measured_downtime_ms);
   RecordProperty("bandwidth_estimate_bps", std::to_string(uint64_t(estimate)));
-  EXPECT_NEAR(estimate, m->shaped_bps(), 0.15 * m->shaped_bps())
+  EXPECT_NEAR(estimate, shaped_bps_, 0.15 * shaped_bps_)
       << "the engine estimated " << estimate / 1e6
-      << " MB/s over a link shaped to " << m->shaped_bps() / 1e6 << " MB/s";
+      << " MB/s over a link shaped to " << shaped_bps_ / 1e6 << " MB/s";
 }
 
-TEST(NetnsTest, LinkDropMidMigrationAbortsAndTheSourceRunsOn) {
-  CONVERGE_SKIP_WITHOUT_NETNS();
-  CONVERGE_SKIP_WITHOUT_KVM();
-  std::unique_ptr<NetnsMigration> m = NetnsMigration::Create();
-  ASSERT_NE(m, nullptr);
-  Result<Ends> ends = Connect(m->pair());
-  ASSERT_TRUE(ends.ok()) << ends.status().ToString();
-
+TEST_F(NetnsTest, LinkDropMidMigrationAbortsAndTheSourceRunsOn) {
   // The link goes down once the first iteration is on the wire: the next
   // write, or the switchover's, fails once the kernel drops the route or
   // TCP_USER_TIMEOUT (2 s here) aborts the unacknowledged connection.
@@ -146,11 +128,11 @@ TEST(NetnsTest, LinkDropMidMigrationAbortsAndTheSourceRunsOn) {
   Status dropped = UnavailableError("the link was never dropped");
   std::atomic<uint64_t> iterations{0};
   options.progress = [&](const IterationStats&) {
-    if (iterations.fetch_add(1) == 0) dropped = m->pair().DropLink();
+    if (iterations.fetch_add(1) == 0) dropped = pair_->DropLink();
   };
   std::unique_ptr<PrecopyEngine> engine;
-  Result<MigrationOutcome> o = m->rig().MigrateOver(
-      *ends->send, *ends->receive, std::move(options), &engine);
+  Result<MigrationOutcome> o = rig_->MigrateOver(
+      *ends_.send, *ends_.receive, std::move(options), &engine);
   ASSERT_TRUE(dropped.ok()) << dropped.ToString();
   ASSERT_FALSE(o.ok()) << "migrated over a dead link";
   std::printf("link dropped after iteration 1: %s\n",
@@ -165,11 +147,11 @@ TEST(NetnsTest, LinkDropMidMigrationAbortsAndTheSourceRunsOn) {
 
   // Cancel as a VMM would; the source runs on with nothing lost: a second
   // migration over the restored link (a new connection) verifies.
-  ExpectSourceRecovers(m->rig(), std::move(engine));
-  ASSERT_TRUE(m->pair().RestoreLink().ok());
-  Result<Ends> again = Connect(m->pair());
+  ExpectSourceRecovers(*rig_, std::move(engine));
+  ASSERT_TRUE(pair_->RestoreLink().ok());
+  Result<Ends> again = Connect(*pair_);
   ASSERT_TRUE(again.ok()) << again.status().ToString();
-  Result<MigrationOutcome> second = m->rig().MigrateOver(
+  Result<MigrationOutcome> second = rig_->MigrateOver(
       *again->send, *again->receive, NetEngineOptions());
   ASSERT_TRUE(second.ok()) << second.status().ToString();
   EXPECT_TRUE(second->verified) << second->mismatch;
