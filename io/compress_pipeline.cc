@@ -54,8 +54,8 @@ Status WriteItem(StreamWriter& writer, const Item& item, DrainStats& stats) {
 }
 
 // Without compression there is nothing worth a worker thread: encoding is a
-// checksum, the drain's io_uring reads and the transport's write-behind
-// already overlap, and handing each chunk between TBB threads costs more
+// checksum, the drain keeps every device's read in flight while the
+// transport writes, and handing each chunk between TBB threads costs more
 // than it saves once the cores are busy. One thread frames each chunk as it
 // completes.
 Result<DrainStats> DrainSerially(DeviceDrain& drain, StreamWriter& writer) {
