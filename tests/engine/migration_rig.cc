@@ -2,6 +2,8 @@
 
 #include <sys/mman.h>
 
+#include <gtest/gtest.h>
+
 #include <cstring>
 #include <thread>
 #include <utility>
@@ -230,6 +232,12 @@ Result<MigrationOutcome> MigrationRig::MigrateOver(
   CONVERGE_ASSIGN_OR_RETURN(MigrationOutcome o, Finish(e, *s, *dest_result));
   o.measured_downtime_ms = NsToMs(dest_result->ready_ns - s->paused_ns);
   return o;
+}
+
+std::unique_ptr<MigrationRig> NewRig(const RigOptions& options) {
+  Result<std::unique_ptr<MigrationRig>> rig = MigrationRig::Create(options);
+  EXPECT_TRUE(rig.ok()) << rig.status().ToString();
+  return rig.ok() ? std::move(*rig) : nullptr;
 }
 
 }  // namespace converge::testing

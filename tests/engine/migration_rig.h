@@ -144,6 +144,9 @@ class MigrationRig {
   uint8_t* dst_ram_ = nullptr;
 };
 
+// MigrationRig::Create, or null after a test failure saying why.
+std::unique_ptr<MigrationRig> NewRig(const RigOptions& options);
+
 }  // namespace converge::testing
 
 #endif  // CONVERGE_TESTS_ENGINE_MIGRATION_RIG_H_

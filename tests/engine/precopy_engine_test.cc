@@ -14,6 +14,7 @@ namespace {
 
 using testing::MigrationOutcome;
 using testing::MigrationRig;
+using testing::NewRig;
 using testing::RigOptions;
 
 RigOptions SmallRig(bool dirty_ring = false) {
@@ -36,12 +37,6 @@ EngineOptions QuickEngine() {
   o.policy.on_limit = OnLimit::kForceSwitchover;
   o.rearm_chunk_bytes = 8 << 20;
   return o;
-}
-
-std::unique_ptr<MigrationRig> NewRig(const RigOptions& o) {
-  Result<std::unique_ptr<MigrationRig>> rig = MigrationRig::Create(o);
-  EXPECT_TRUE(rig.ok()) << rig.status().ToString();
-  return rig.ok() ? std::move(*rig) : nullptr;
 }
 
 void ExpectVerified(const Result<MigrationOutcome>& o) {

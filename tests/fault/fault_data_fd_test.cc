@@ -45,7 +45,7 @@ class FaultDataFdErrnoTest
 TEST_P(FaultDataFdErrnoTest, PrecopyInfoFailsMidStream) {
   CONVERGE_SKIP_WITHOUT_KVM();
   const PrecopyInfoFault& f = GetParam();
-  auto rig = testing::NewFaultRig(FaultRigOptions());
+  auto rig = testing::NewRig(FaultRigOptions());
   ASSERT_NE(rig, nullptr);
   FaultKernel faults(rig->kernel());
   // The third query: after Start's and the first Sync's, mid pre-copy.
@@ -77,7 +77,7 @@ TEST_F(FaultDataFdTest, ShortReadsStillVerify) {
   CONVERGE_SKIP_WITHOUT_KVM();
   testing::RigOptions r = FaultRigOptions();
   r.device.pipe_bytes = 4096;  // the device hands out at most a page a read
-  auto rig = testing::NewFaultRig(r);
+  auto rig = testing::NewRig(r);
   ASSERT_NE(rig, nullptr);
   FaultKernel faults(rig->kernel());
   faults.AddRule(FaultRule::ShortIo(KernelOp::kRead, 512));
@@ -96,7 +96,7 @@ TEST_F(FaultDataFdTest, ShortReadsStillVerify) {
 
 TEST_F(FaultDataFdTest, EintrStormOnEveryIoctlIsRetried) {
   CONVERGE_SKIP_WITHOUT_KVM();
-  auto rig = testing::NewFaultRig(FaultRigOptions());
+  auto rig = testing::NewRig(FaultRigOptions());
   ASSERT_NE(rig, nullptr);
   FaultKernel faults(rig->kernel());
   // Every other ioctl of the first thousand is interrupted.
@@ -123,7 +123,7 @@ testing::RigOptions NeverDrainingDevice() {
 
 TEST_F(FaultDataFdTest, DeviceThatNeverDrainsAbortsAtTheIterationLimit) {
   CONVERGE_SKIP_WITHOUT_KVM();
-  auto rig = testing::NewFaultRig(NeverDrainingDevice());
+  auto rig = testing::NewRig(NeverDrainingDevice());
   ASSERT_NE(rig, nullptr);
   EngineOptions o = FaultEngineOptions();
   o.policy.downtime_limit_ms = 1;
@@ -143,7 +143,7 @@ TEST_F(FaultDataFdTest, DeviceThatNeverDrainsAbortsAtTheIterationLimit) {
 
 TEST_F(FaultDataFdTest, DeviceThatNeverDrainsForcedSwitchoverVerifies) {
   CONVERGE_SKIP_WITHOUT_KVM();
-  auto rig = testing::NewFaultRig(NeverDrainingDevice());
+  auto rig = testing::NewRig(NeverDrainingDevice());
   ASSERT_NE(rig, nullptr);
   EngineOptions o = FaultEngineOptions();
   o.policy.downtime_limit_ms = 1;
@@ -162,7 +162,7 @@ TEST_F(FaultDataFdTest, StopCopyStateGrowingAfterSwitchoverVerifies) {
   CONVERGE_SKIP_WITHOUT_KVM();
   testing::RigOptions r = FaultRigOptions();
   r.device.max_dirty_bytes = 16 << 20;  // room for the growth
-  auto rig = testing::NewFaultRig(r);
+  auto rig = testing::NewRig(r);
   ASSERT_NE(rig, nullptr);
   MemoryTransport out;
   auto engine = rig->NewEngine(rig->kernel(), out, FaultEngineOptions(), {});

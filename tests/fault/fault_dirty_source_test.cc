@@ -36,7 +36,7 @@ class FaultDirtySourceTest : public ::testing::Test {
 
 TEST_F(FaultDirtySourceTest, KvmDirtyLogHarvestFailureResendsItsWindow) {
   CONVERGE_SKIP_WITHOUT_KVM();
-  auto rig = testing::NewFaultRig(FaultRigOptions());
+  auto rig = testing::NewRig(FaultRigOptions());
   ASSERT_NE(rig, nullptr);
   FaultKernel faults(Kernel::Default());
   faults.AddRule(FaultRule::FailNth(KernelOp::kIoctl, 2, EIO)
@@ -68,7 +68,7 @@ class FaultDmaLogTest : public FaultDirtySourceTest,
 
 TEST_P(FaultDmaLogTest, DeviceDmaIsNotLost) {
   CONVERGE_SKIP_WITHOUT_KVM();
-  auto rig = testing::NewFaultRig(FaultRigOptions());
+  auto rig = testing::NewRig(FaultRigOptions());
   ASSERT_NE(rig, nullptr);
   auto dma_dev = sim::EmulatedVfioDevice::Create(rig->kernel(), {});
   const int dma_fd = rig->kernel().Install(dma_dev);
@@ -134,7 +134,7 @@ TEST_F(FaultDirtySourceTest, FullKvmDirtyRingLosesNothing) {
   testing::RigOptions r = FaultRigOptions();
   r.dirty_ring = true;  // 64 KiB: 4096 entries
   r.workload.rate_pages_per_s = 50000;
-  auto rig = testing::NewFaultRig(r);
+  auto rig = testing::NewRig(r);
   ASSERT_NE(rig, nullptr);
   Result<testing::MigrationOutcome> o =
       rig->MigrateInMemory(FaultEngineOptions());
@@ -155,7 +155,7 @@ TEST_F(FaultDirtySourceTest, OverflowingKvmDirtyRingLeavesTheVcpuRunning) {
   testing::RigOptions r = FaultRigOptions();
   r.dirty_ring = true;
   r.workload.rate_pages_per_s = 200000;
-  auto rig = testing::NewFaultRig(r);
+  auto rig = testing::NewRig(r);
   ASSERT_NE(rig, nullptr);
   Result<testing::MigrationOutcome> o =
       rig->MigrateInMemory(FaultEngineOptions());

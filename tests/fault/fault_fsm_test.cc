@@ -59,7 +59,7 @@ class FaultFsmTest : public ::testing::TestWithParam<ArcFault> {
 TEST_P(FaultFsmTest, AbortsNamingTheDeviceOrVerifies) {
   CONVERGE_SKIP_WITHOUT_KVM();
   const ArcFault& f = GetParam();
-  auto rig = testing::NewFaultRig(FaultRigOptions(f.num_devices));
+  auto rig = testing::NewRig(FaultRigOptions(f.num_devices));
   ASSERT_NE(rig, nullptr);
   rig->source_device(f.device).InjectArcFailure(f.from, f.to, EIO,
                                                 f.enter_error);

@@ -28,7 +28,7 @@ class FaultReceiverTest : public ::testing::TestWithParam<bool> {
 TEST_P(FaultReceiverTest, ResumingDeviceRejectsItsStream) {
   CONVERGE_SKIP_WITHOUT_KVM();
   const bool enter_error = GetParam();
-  auto rig = testing::NewFaultRig(FaultRigOptions());
+  auto rig = testing::NewRig(FaultRigOptions());
   ASSERT_NE(rig, nullptr);
   MemoryTransport out;
   auto engine = rig->NewEngine(rig->kernel(), out, FaultEngineOptions(), {});

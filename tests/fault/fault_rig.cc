@@ -31,12 +31,6 @@ EngineOptions FaultEngineOptions() {
   return o;
 }
 
-std::unique_ptr<MigrationRig> NewFaultRig(const RigOptions& options) {
-  Result<std::unique_ptr<MigrationRig>> rig = MigrationRig::Create(options);
-  EXPECT_TRUE(rig.ok()) << rig.status().ToString();
-  return rig.ok() ? std::move(*rig) : nullptr;
-}
-
 FaultRun MigrateThrough(MigrationRig& rig, PrecopyEngine& engine,
                         const MemoryTransport& out) {
   FaultRun run;

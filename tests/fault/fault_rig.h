@@ -22,7 +22,6 @@ namespace converge::testing {
 RigOptions FaultRigOptions(int num_devices = 2);
 // Forces a switchover after 8 iterations; 8 MiB re-arm chunks.
 EngineOptions FaultEngineOptions();
-std::unique_ptr<MigrationRig> NewFaultRig(const RigOptions& options);
 
 // What a migration through a MemoryTransport under a fault gave.
 struct FaultRun {

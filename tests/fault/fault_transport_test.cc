@@ -35,7 +35,7 @@ class FaultTransportTest : public ::testing::Test {
 
 TEST_F(FaultTransportTest, ConnectionResetMidStreamAborts) {
   CONVERGE_SKIP_WITHOUT_KVM();
-  auto rig = testing::NewFaultRig(FaultRigOptions());
+  auto rig = testing::NewRig(FaultRigOptions());
   ASSERT_NE(rig, nullptr);
   // A plain listener: the receiver needs its raw socket for SO_LINGER.
   int lfd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
@@ -83,7 +83,7 @@ TEST_F(FaultTransportTest, ConnectionResetMidStreamAborts) {
 
 TEST_F(FaultTransportTest, CorruptRecordIsRejected) {
   CONVERGE_SKIP_WITHOUT_KVM();
-  auto rig = testing::NewFaultRig(FaultRigOptions());
+  auto rig = testing::NewRig(FaultRigOptions());
   ASSERT_NE(rig, nullptr);
   MemoryTransport out;
   auto engine = rig->NewEngine(rig->kernel(), out, FaultEngineOptions(), {});
@@ -133,7 +133,7 @@ class TinyDisk {
 
 TEST_F(FaultTransportTest, FileTransportDiskFullAborts) {
   CONVERGE_SKIP_WITHOUT_KVM();
-  auto rig = testing::NewFaultRig(FaultRigOptions());
+  auto rig = testing::NewRig(FaultRigOptions());
   ASSERT_NE(rig, nullptr);
   TinyDisk disk;
   Result<std::unique_ptr<FileTransport>> file =

@@ -86,7 +86,7 @@ class NetnsTest : public ::testing::Test {
     ASSERT_TRUE(pair.ok()) << pair.status().ToString();
     pair_ = std::move(*pair);
     shaped_bps_ = double(options.shape.rate_bps);
-    rig_ = NewFaultRig(NetRigOptions());
+    rig_ = NewRig(NetRigOptions());
     ASSERT_NE(rig_, nullptr);
     Result<Ends> ends = Connect(*pair_);
     ASSERT_TRUE(ends.ok()) << ends.status().ToString();
