@@ -1,6 +1,7 @@
 #include "bench/cli/migration_config.h"
 
 #include <cmath>
+#include <utility>
 
 namespace converge::bench {
 namespace {
@@ -91,6 +92,19 @@ uint64_t RamBytes(const MigrationConfig& config) {
 
 double LinkBps(const MigrationConfig& config) {
   return config.link_gbps * 1e9 / 8;
+}
+
+MigrationSummary SummaryOf(const MigrationConfig& config, std::string mode) {
+  MigrationSummary summary;
+  summary.mode = std::move(mode);
+  summary.workload = config.workload;
+  summary.downtime_limit_ms = config.downtime_limit_ms;
+  summary.ram_bytes = RamBytes(config);
+  summary.codec = config.codec;
+  summary.link_gbps = config.link_gbps;
+  summary.devices = config.devices;
+  summary.device_state_bytes = config.device_state_mib << 20;
+  return summary;
 }
 
 }  // namespace converge::bench

@@ -12,6 +12,7 @@
 
 #include "base/status.h"
 #include "bench/cli/flags.h"
+#include "bench/cli/migration_summary.h"
 #include "engine/policy.h"
 #include "io/codec.h"
 
@@ -61,6 +62,10 @@ PolicyOptions MakePolicy(const MigrationConfig& config);
 
 uint64_t RamBytes(const MigrationConfig& config);  // rounded down to pages
 double LinkBps(const MigrationConfig& config);     // bytes per second
+
+// A summary of a migration in `mode` ("demo" or "model") with the fields
+// that come from the configuration filled in.
+MigrationSummary SummaryOf(const MigrationConfig& config, std::string mode);
 
 }  // namespace converge::bench
 

@@ -23,15 +23,7 @@ Result<MigrationSummary> RunModelMigration(
   CONVERGE_ASSIGN_OR_RETURN(Codec codec, ParseCodec(config.codec));
   const auto wall_start = std::chrono::steady_clock::now();
 
-  MigrationSummary summary;
-  summary.mode = "model";
-  summary.workload = config.workload;
-  summary.downtime_limit_ms = config.downtime_limit_ms;
-  summary.ram_bytes = RamBytes(config);
-  summary.codec = config.codec;
-  summary.link_gbps = config.link_gbps;
-  summary.devices = config.devices;
-  summary.device_state_bytes = config.device_state_mib << 20;
+  MigrationSummary summary = SummaryOf(config, "model");
   summary.virtual_time = true;
   summary.verification =
       "none: modelled memory has no content; measured downtime is the "

@@ -66,12 +66,7 @@ int RunSweepCommand(const std::vector<std::string>& args, FILE* out,
     } else {
       fprintf(err, "converge-bench sweep: limit %s failed: %s\n",
               FormatMs(limit_ms).c_str(), summary.status().message().c_str());
-      MigrationSummary failed;
-      failed.mode = "demo";
-      failed.workload = config.workload;
-      failed.downtime_limit_ms = limit_ms;
-      failed.ram_bytes = RamBytes(config);
-      failed.codec = config.codec;
+      MigrationSummary failed = SummaryOf(run_config, "demo");
       failed.verified = false;
       failed.error = summary.status().message();
       runs.push_back(failed);

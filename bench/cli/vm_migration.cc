@@ -143,15 +143,7 @@ Result<MigrationSummary> RunVmMigration(const MigrationConfig& config,
   Clock& clock = Clock::Monotonic();
   Kernel& host = Kernel::Default();
 
-  MigrationSummary summary;
-  summary.mode = "demo";
-  summary.workload = config.workload;
-  summary.downtime_limit_ms = config.downtime_limit_ms;
-  summary.ram_bytes = RamBytes(config);
-  summary.codec = config.codec;
-  summary.link_gbps = config.link_gbps;
-  summary.devices = config.devices;
-  summary.device_state_bytes = config.device_state_mib << 20;
+  MigrationSummary summary = SummaryOf(config, "demo");
 
   // The source guest, running its workload.
   MicroVmOptions vm_options;
