@@ -7,7 +7,6 @@
 // content mix (25 % zero, 35 % text-like, 40 % random blocks).
 
 #include <fcntl.h>
-#include <linux/vfio.h>
 #include <unistd.h>
 
 #include <cstring>
@@ -17,6 +16,7 @@
 #include <benchmark/benchmark.h>
 
 #include "bitmap/dirty_bitmap.h"
+#include "engine/vfio_feature.h"
 #include "io/codec.h"
 #include "io/compress_pipeline.h"
 #include "io/data_fd_reader.h"
@@ -24,7 +24,6 @@
 #include "io/file_transport.h"
 #include "io/ram_sender.h"
 #include "io/stream_writer.h"
-#include "iommu/uapi_compat.h"
 #include "sim/emulated_kernel.h"
 #include "sim/vfio_device.h"
 #include "sim/vfio_device_stream.h"
@@ -71,20 +70,6 @@ class NullTransport final : public Transport {
   Status Close() override { return OkStatus(); }
 };
 
-Status SetMigState(Kernel& kernel, int device_fd, sim::MigState state,
-                   int* data_fd) {
-  uint64_t buf[3] = {};
-  auto* f = reinterpret_cast<vfio_device_feature*>(buf);
-  f->argsz = sizeof(vfio_device_feature) + sizeof(vfio_device_feature_mig_state);
-  f->flags = VFIO_DEVICE_FEATURE_SET | VFIO_DEVICE_FEATURE_MIG_DEVICE_STATE;
-  vfio_device_feature_mig_state mig{static_cast<uint32_t>(state), -1};
-  std::memcpy(f->data, &mig, sizeof(mig));
-  CONVERGE_RETURN_IF_ERROR(kernel.Ioctl(device_fd, VFIO_DEVICE_FEATURE, f));
-  std::memcpy(&mig, f->data, sizeof(mig));
-  if (data_fd != nullptr) *data_fd = mig.data_fd;
-  return OkStatus();
-}
-
 // N emulated devices switched to STOP_COPY, each streaming
 // kDeviceStateBytes through its data_fd.
 class StopCopyDevices {
@@ -97,12 +82,12 @@ class StopCopyDevices {
       o.seed = static_cast<uint64_t>(i) + 1;
       auto device = sim::EmulatedVfioDevice::Create(kernel_, o);
       const int fd = kernel_.Install(device);
-      int data_fd = -1;
-      Status s = SetMigState(kernel_, fd, sim::MigState::kStopCopy, &data_fd);
-      if (!s.ok() || data_fd < 0) std::abort();
+      Result<int> data_fd =
+          SetMigDeviceState(kernel_, fd, MigState::kStopCopy, "to STOP_COPY");
+      if (!data_fd.ok() || *data_fd < 0) std::abort();
       devices_.push_back(device);
       device_fds_.push_back(fd);
-      drain_.push_back({static_cast<uint32_t>(i), data_fd,
+      drain_.push_back({static_cast<uint32_t>(i), *data_fd,
                         "dev" + std::to_string(i)});
       layout_.devices.push_back({static_cast<uint32_t>(i), 0,
                                  "dev" + std::to_string(i)});
@@ -111,7 +96,7 @@ class StopCopyDevices {
   ~StopCopyDevices() {
     for (size_t i = 0; i < devices_.size(); ++i) {
       (void)kernel_.Close(drain_[i].data_fd);
-      (void)SetMigState(kernel_, device_fds_[i], sim::MigState::kStop, nullptr);
+      (void)SetMigDeviceState(kernel_, device_fds_[i], MigState::kStop, "to STOP");
       (void)kernel_.Close(device_fds_[i]);
     }
   }

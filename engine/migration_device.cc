@@ -58,14 +58,9 @@ Result<MigState> MigrationDevice::GetState() {
 }
 
 Result<int> MigrationDevice::IssueSet(MigState target) {
-  vfio_device_feature_mig_state mig{};
-  mig.device_state = static_cast<__u32>(target);
-  mig.data_fd = -1;
-  CONVERGE_RETURN_IF_ERROR(DeviceFeature(
-      kernel_, device_fd_, FeatureOp::kSet,
-      VFIO_DEVICE_FEATURE_MIG_DEVICE_STATE, &mig, sizeof mig,
-      "set " + name_ + " to " + std::string(MigStateName(target))));
-  return static_cast<int>(mig.data_fd);
+  return SetMigDeviceState(
+      kernel_, device_fd_, target,
+      "set " + name_ + " to " + std::string(MigStateName(target)));
 }
 
 Result<KernelFd> MigrationDevice::SetState(MigState target) {

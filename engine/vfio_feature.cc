@@ -35,6 +35,17 @@ Status DeviceFeature(Kernel& kernel, int device_fd, FeatureOp op,
   return OkStatus();
 }
 
+Result<int> SetMigDeviceState(Kernel& kernel, int device_fd, MigState state,
+                              std::string_view what) {
+  vfio_device_feature_mig_state mig{};
+  mig.device_state = static_cast<__u32>(state);
+  mig.data_fd = -1;
+  CONVERGE_RETURN_IF_ERROR(DeviceFeature(kernel, device_fd, FeatureOp::kSet,
+                                         VFIO_DEVICE_FEATURE_MIG_DEVICE_STATE,
+                                         &mig, sizeof mig, what));
+  return static_cast<int>(mig.data_fd);
+}
+
 Result<bool> ProbeDeviceFeature(Kernel& kernel, int device_fd,
                                 uint32_t feature, uint32_t op_mask) {
   assert((op_mask & ~(static_cast<uint32_t>(FeatureOp::kGet) |

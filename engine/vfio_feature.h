@@ -16,6 +16,7 @@
 
 #include "base/status.h"
 #include "iommu/kernel.h"
+#include "iommu/mig_state.h"
 
 namespace converge {
 
@@ -33,6 +34,13 @@ enum class FeatureOp : uint32_t {
                                    FeatureOp op, uint32_t feature,
                                    void* payload, size_t payload_bytes,
                                    std::string_view what);
+
+// One SET of MIG_DEVICE_STATE to `state`, as the kernel takes it (no path
+// planning: MigrationDevice walks the FSM). Returns the data_fd the arc
+// opened, or -1 when it opened none. `what` names the call in errors.
+[[nodiscard]] Result<int> SetMigDeviceState(Kernel& kernel, int device_fd,
+                                            MigState state,
+                                            std::string_view what);
 
 // PROBE of `feature` with GET and/or SET (op_mask of kGet | kSet bits).
 // Returns false when the device lacks the feature (ENOTTY on newer

@@ -3,38 +3,26 @@
 // pipeline, the stream received into destination devices in RESUMING, whose
 // RESUMING -> STOP validates every byte in order.
 
-#include <linux/vfio.h>
 #include <poll.h>
 
-#include <cstring>
 #include <memory>
 #include <vector>
 
 #include <gtest/gtest.h>
 
+#include "engine/vfio_feature.h"
 #include "io/compress_pipeline.h"
 #include "io/device_drain.h"
 #include "io/receiver.h"
 #include "io/stream_writer.h"
-#include "iommu/uapi_compat.h"
 #include "sim/emulated_kernel.h"
 #include "sim/vfio_device.h"
 
 namespace converge {
 namespace {
 
-using sim::MigState;
-
 Result<int> SetState(Kernel& kernel, int fd, MigState state) {
-  uint64_t buf[3] = {};
-  auto* f = reinterpret_cast<vfio_device_feature*>(buf);
-  f->argsz = sizeof(vfio_device_feature) + sizeof(vfio_device_feature_mig_state);
-  f->flags = VFIO_DEVICE_FEATURE_SET | VFIO_DEVICE_FEATURE_MIG_DEVICE_STATE;
-  vfio_device_feature_mig_state mig{static_cast<uint32_t>(state), -1};
-  std::memcpy(f->data, &mig, sizeof(mig));
-  CONVERGE_RETURN_IF_ERROR(kernel.Ioctl(fd, VFIO_DEVICE_FEATURE, f));
-  std::memcpy(&mig, f->data, sizeof(mig));
-  return mig.data_fd;
+  return SetMigDeviceState(kernel, fd, state, MigStateName(state));
 }
 
 struct Side {
