@@ -88,9 +88,7 @@ TEST_F(FaultDataFdTest, ShortReadsStillVerify) {
   auto engine = rig->NewEngine(faults, out, o, {});
   ASSERT_TRUE(engine.ok()) << engine.status().ToString();
   FaultRun run = testing::MigrateThrough(*rig, **engine, out);
-  ASSERT_TRUE(run.source.ok()) << run.source.ToString();
-  ASSERT_TRUE(run.destination.ok()) << run.destination.ToString();
-  EXPECT_TRUE(run.verified) << run.mismatch;
+  ASSERT_TRUE(testing::Completed(run));
   testing::ExpectSourceRecovers(*rig, std::move(*engine));
 }
 
@@ -107,9 +105,7 @@ TEST_F(FaultDataFdTest, EintrStormOnEveryIoctlIsRetried) {
   auto engine = rig->NewEngine(faults, out, FaultEngineOptions(), {});
   ASSERT_TRUE(engine.ok()) << engine.status().ToString();
   FaultRun run = testing::MigrateThrough(*rig, **engine, out);
-  ASSERT_TRUE(run.source.ok()) << run.source.ToString();
-  ASSERT_TRUE(run.destination.ok()) << run.destination.ToString();
-  EXPECT_TRUE(run.verified) << run.mismatch;
+  ASSERT_TRUE(testing::Completed(run));
   EXPECT_GT(faults.injected(), 10u);
   testing::ExpectSourceRecovers(*rig, std::move(*engine));
 }
@@ -152,9 +148,7 @@ TEST_F(FaultDataFdTest, DeviceThatNeverDrainsForcedSwitchoverVerifies) {
   auto engine = rig->NewEngine(rig->kernel(), out, o, {});
   ASSERT_TRUE(engine.ok()) << engine.status().ToString();
   FaultRun run = testing::MigrateThrough(*rig, **engine, out);
-  ASSERT_TRUE(run.source.ok()) << run.source.ToString();
-  ASSERT_TRUE(run.destination.ok()) << run.destination.ToString();
-  EXPECT_TRUE(run.verified) << run.mismatch;
+  ASSERT_TRUE(testing::Completed(run));
   testing::ExpectSourceRecovers(*rig, std::move(*engine));
 }
 

@@ -49,9 +49,7 @@ TEST_F(FaultDirtySourceTest, KvmDirtyLogHarvestFailureResendsItsWindow) {
   ASSERT_TRUE(engine.ok()) << engine.status().ToString();
   FaultRun run = testing::MigrateThrough(*rig, **engine, out);
   EXPECT_EQ(faults.injected(), 1u);
-  ASSERT_TRUE(run.source.ok()) << run.source.ToString();
-  ASSERT_TRUE(run.destination.ok()) << run.destination.ToString();
-  EXPECT_TRUE(run.verified) << run.mismatch;
+  ASSERT_TRUE(testing::Completed(run));
   testing::ExpectSourceRecovers(*rig, std::move(*engine), {&watched});
 }
 
@@ -108,9 +106,7 @@ TEST_P(FaultDmaLogTest, DeviceDmaIsNotLost) {
       {{&rig->source(), SourceKind::kVcpu}, {&watched, SourceKind::kDma}});
   ASSERT_TRUE(engine.ok()) << engine.status().ToString();
   FaultRun run = testing::MigrateThrough(*rig, **engine, out);
-  ASSERT_TRUE(run.source.ok()) << run.source.ToString();
-  ASSERT_TRUE(run.destination.ok()) << run.destination.ToString();
-  EXPECT_TRUE(run.verified) << run.mismatch;
+  ASSERT_TRUE(testing::Completed(run));
   EXPECT_GT(writes, 8u);
   if (GetParam().report_error) {
     EXPECT_GE(dma.stats().restarts, 1u) << "tracking was not restarted";

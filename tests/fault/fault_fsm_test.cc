@@ -68,9 +68,7 @@ TEST_P(FaultFsmTest, AbortsNamingTheDeviceOrVerifies) {
   ASSERT_TRUE(engine.ok()) << engine.status().ToString();
   FaultRun run = testing::MigrateThrough(*rig, **engine, out);
   if (f.completes) {
-    ASSERT_TRUE(run.source.ok()) << run.source.ToString();
-    ASSERT_TRUE(run.destination.ok()) << run.destination.ToString();
-    EXPECT_TRUE(run.verified) << run.mismatch;
+    ASSERT_TRUE(testing::Completed(run));
     std::printf("[ outcome  ] %s: completed and verified\n", f.name.c_str());
   } else {
     ASSERT_FALSE(run.source.ok()) << "the failed arc went unnoticed";

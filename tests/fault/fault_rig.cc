@@ -31,6 +31,20 @@ EngineOptions FaultEngineOptions() {
   return o;
 }
 
+::testing::AssertionResult Completed(const FaultRun& run) {
+  if (!run.source.ok()) {
+    return ::testing::AssertionFailure() << "source: " << run.source.ToString();
+  }
+  if (!run.destination.ok()) {
+    return ::testing::AssertionFailure()
+           << "destination: " << run.destination.ToString();
+  }
+  if (!run.verified) {
+    return ::testing::AssertionFailure() << "not verified: " << run.mismatch;
+  }
+  return ::testing::AssertionSuccess();
+}
+
 FaultRun MigrateThrough(MigrationRig& rig, PrecopyEngine& engine,
                         const MemoryTransport& out) {
   FaultRun run;

@@ -11,6 +11,8 @@
 #include <string>
 #include <vector>
 
+#include <gtest/gtest.h>
+
 #include "engine/precopy_engine.h"
 #include "io/transport.h"
 #include "tests/engine/migration_rig.h"
@@ -30,6 +32,10 @@ struct FaultRun {
   bool verified = false;
   std::string mismatch;
 };
+
+// Success when the source loop and the destination both completed and the
+// destination verified; otherwise a failure saying which did not.
+::testing::AssertionResult Completed(const FaultRun& run);
 
 // Runs the source loop through engine into `out`, then (if it completed)
 // a destination over a copy of the stream, and verifies. Resumes the VM.
