@@ -5,9 +5,11 @@
 #include <signal.h>
 #include <sys/eventfd.h>
 #include <sys/ioctl.h>
+#include <sys/uio.h>
 #include <unistd.h>
 
 #include <algorithm>
+#include <array>
 #include <cassert>
 #include <cerrno>
 #include <utility>
@@ -15,6 +17,7 @@
 namespace converge::sim {
 namespace {
 
+// What a resuming device reads at once.
 constexpr size_t kChunkBytes = 256 * 1024;
 
 // A broken pipe must come back as EPIPE on device threads, never as a
@@ -70,7 +73,8 @@ Result<Pipe> MakePipe(int flags, uint64_t pipe_bytes, const char* what) {
 // ---- SavingSession ----------------------------------------------------------
 
 Result<std::unique_ptr<SavingSession>> SavingSession::Start(
-    std::shared_ptr<const DeviceStateContent> content, uint64_t pipe_bytes) {
+    std::shared_ptr<const DeviceStateContent> content, uint64_t pipe_bytes,
+    bool zero_copy) {
   CONVERGE_ASSIGN_OR_RETURN(
       Pipe p, MakePipe(O_NONBLOCK, pipe_bytes, "saving data_fd pipe"));
   int dup_fd = ::fcntl(p.read_fd, F_DUPFD_CLOEXEC, 0);
@@ -82,17 +86,18 @@ Result<std::unique_ptr<SavingSession>> SavingSession::Start(
     return s;
   }
   return std::unique_ptr<SavingSession>(new SavingSession(
-      std::move(content), p.read_fd, dup_fd, p.write_fd, p.wake_fd));
+      std::move(content), p.read_fd, dup_fd, p.write_fd, p.wake_fd, zero_copy));
 }
 
 SavingSession::SavingSession(std::shared_ptr<const DeviceStateContent> content,
                              int read_fd, int read_dup_fd, int write_fd,
-                             int wake_fd)
+                             int wake_fd, bool zero_copy)
     : content_(std::move(content)),
       read_fd_(read_fd),
       read_dup_fd_(read_dup_fd),
       wake_fd_(wake_fd),
-      write_fd_(write_fd) {
+      write_fd_(write_fd),
+      splice_(zero_copy) {
   thread_ = std::thread([this] { Run(); });
 }
 
@@ -162,58 +167,77 @@ void SavingSession::End() {
   }
 }
 
+ssize_t SavingSession::WritePayload() {
+  constexpr size_t kBlockBytes = DeviceStateContent::kBlockBytes;
+  iovec iov[kBatchBlocks];
+  DeviceStateContent::Block blocks[kBatchBlocks];
+  size_t count = 0;
+  for (uint64_t at = written_; count < kBatchBlocks && at < published_;
+       ++count) {
+    size_t in_block = static_cast<size_t>(at % kBlockBytes);
+    size_t n = static_cast<size_t>(
+        std::min<uint64_t>(kBlockBytes - in_block, published_ - at));
+    blocks[count] = content_->BlockAt(at / kBlockBytes);
+    iov[count] = {const_cast<uint8_t*>(blocks[count].data) + in_block, n};
+    at += n;
+  }
+  ssize_t n = -1;
+  if (splice_) {
+    // The pages are immutable for the life of the process, the condition
+    // vmsplice() sets for handing them over without a copy.
+    n = ::vmsplice(write_fd_, iov, count, SPLICE_F_NONBLOCK);
+    if (n < 0 && errno != EAGAIN && errno != EINTR) splice_ = false;
+  }
+  if (!splice_) n = ::writev(write_fd_, iov, static_cast<int>(count));
+  if (n <= 0) return n;
+  // Whole blocks add their precomputed hash; pieces are hashed.
+  size_t left = static_cast<size_t>(n);
+  for (size_t i = 0; left > 0; ++i) {
+    size_t piece = std::min(left, iov[i].iov_len);
+    if (piece == kBlockBytes) {
+      digest_.AddBlock(blocks[i].hash);
+    } else {
+      digest_.Update(std::span<const uint8_t>(
+          static_cast<const uint8_t*>(iov[i].iov_base), piece));
+    }
+    left -= piece;
+  }
+  written_ += static_cast<uint64_t>(n);
+  return n;
+}
+
 void SavingSession::Run() {
   BlockSigpipeOnThisThread();
-  std::vector<uint8_t> buf(kChunkBytes);
-  size_t buf_pos = 0, buf_len = 0;
-  bool in_trailer = false;
+  std::array<uint8_t, StreamTrailer::kBytes> trailer{};
+  bool trailer_ready = false;
   std::unique_lock<std::mutex> lock(mu_);
   for (;;) {
     if (stop_ || write_fd_ < 0) return;
-    if (buf_pos == buf_len) {
-      if (in_trailer) {
+    ssize_t n;
+    if (written_ < published_) {
+      n = WritePayload();
+    } else if (finishing_) {
+      if (!trailer_ready) {
+        trailer = StreamTrailer{written_, digest_.Digest()}.Encode();
+        trailer_ready = true;
+      }
+      if (trailer_written_ == trailer.size()) {
         // Trailer written: close the write end, the reader sees EOF.
         ::close(write_fd_);
         write_fd_ = -1;
         complete_ = true;
         return;
       }
-      if (written_ < published_) {
-        uint64_t at = written_;
-        size_t n = static_cast<size_t>(
-            std::min<uint64_t>(kChunkBytes, published_ - written_));
-        lock.unlock();
-        content_->Fill(at, std::span<uint8_t>(buf.data(), n));
-        lock.lock();
-        buf_pos = 0;
-        buf_len = n;
-      } else if (finishing_) {
-        StreamTrailer t{written_, hasher_.Digest()};
-        auto bytes = t.Encode();
-        std::copy(bytes.begin(), bytes.end(), buf.begin());
-        buf_pos = 0;
-        buf_len = bytes.size();
-        in_trailer = true;
-      } else {
-        lock.unlock();
-        WaitFor(-1, 0, wake_fd_);
-        lock.lock();
-        continue;
-      }
-    }
-    ssize_t n = ::write(write_fd_, buf.data() + buf_pos, buf_len - buf_pos);
-    if (n > 0) {
-      if (in_trailer) {
-        trailer_written_ += static_cast<uint64_t>(n);
-      } else {
-        hasher_.Update(std::span<const uint8_t>(buf.data() + buf_pos,
-                                                static_cast<size_t>(n)));
-        written_ += static_cast<uint64_t>(n);
-      }
-      buf_pos += static_cast<size_t>(n);
+      n = ::write(write_fd_, trailer.data() + trailer_written_,
+                  trailer.size() - trailer_written_);
+      if (n > 0) trailer_written_ += static_cast<uint64_t>(n);
+    } else {
+      lock.unlock();
+      WaitFor(-1, 0, wake_fd_);
+      lock.lock();
       continue;
     }
-    if (n < 0 && errno == EINTR) continue;
+    if (n > 0 || (n < 0 && errno == EINTR)) continue;
     if (n < 0 && errno == EAGAIN) {
       int fd = write_fd_;
       lock.unlock();
@@ -258,7 +282,7 @@ uint64_t SavingSession::payload_bytes_written() const {
 
 uint64_t SavingSession::payload_hash() const {
   std::lock_guard<std::mutex> lock(mu_);
-  return hasher_.Digest();
+  return digest_.Digest();
 }
 
 bool SavingSession::complete() const {

@@ -2,11 +2,14 @@
 // state into a real pipe from a device thread; a resuming session reads a
 // pipe on a device thread and checks the stream (vfio_device_stream.h).
 //
-// Saving: both pipe ends are O_NONBLOCK while in PRE_COPY, so an empty
-// pipe reads EAGAIN ("nothing now"). Finish() switches the read end to
-// blocking (STOP_COPY reads block like the kernel's), and once everything
-// published and the trailer are written the write end is closed: read()
-// returns 0, the permanent end. End() stops early; the reader then sees
+// Saving: the device thread hands the pipe references to the immutable
+// pages its state is made of (vmsplice(); writev() where that is refused),
+// so the reader's read() is the one copy, as with a real device. Both pipe
+// ends are O_NONBLOCK while in PRE_COPY, so an empty pipe reads EAGAIN
+// ("nothing now"). Finish() switches the read end to blocking (STOP_COPY
+// reads block like the kernel's), and once everything published and the
+// trailer are written the write end is closed: read() returns 0, the
+// permanent end. End() stops early; the reader then sees
 // the bytes already in the pipe followed by EOF. The session keeps a
 // duplicate of the read end, so the device thread never gets SIGPIPE even
 // when the reader closes its fd first.
@@ -21,6 +24,8 @@
 
 #ifndef CONVERGE_SIM_VFIO_DATA_SESSION_H_
 #define CONVERGE_SIM_VFIO_DATA_SESSION_H_
+
+#include <sys/types.h>
 
 #include <cstdint>
 #include <memory>
@@ -45,9 +50,11 @@ class SavingSession {
   };
 
   // Creates the pipe (O_CLOEXEC | O_NONBLOCK) and starts the device thread
-  // with nothing published. pipe_bytes is a best-effort F_SETPIPE_SZ.
+  // with nothing published. pipe_bytes is a best-effort F_SETPIPE_SZ;
+  // zero_copy hands pages by reference (vmsplice) rather than writing them.
   static Result<std::unique_ptr<SavingSession>> Start(
-      std::shared_ptr<const DeviceStateContent> content, uint64_t pipe_bytes);
+      std::shared_ptr<const DeviceStateContent> content, uint64_t pipe_bytes,
+      bool zero_copy);
   ~SavingSession();
   SavingSession(const SavingSession&) = delete;
   SavingSession& operator=(const SavingSession&) = delete;
@@ -70,7 +77,7 @@ class SavingSession {
   // What the reader has not read yet (bytes written minus FIONREAD, so a
   // byte counts as read once it has left the pipe).
   Unread unread() const;
-  // Payload bytes written into the pipe so far, and their XXH3-64.
+  // Payload bytes written into the pipe so far, and their PayloadDigest.
   uint64_t payload_bytes_written() const;
   uint64_t payload_hash() const;
   // True once the trailer is written and the write end closed.
@@ -83,9 +90,16 @@ class SavingSession {
   };
 
   SavingSession(std::shared_ptr<const DeviceStateContent> content,
-                int read_fd, int read_dup_fd, int write_fd, int wake_fd);
+                int read_fd, int read_dup_fd, int write_fd, int wake_fd,
+                bool zero_copy);
   void Run();
   void Wake();
+  // Hands the pipe the next published payload bytes (up to 256 KiB) by
+  // reference when vmsplice() works, by copy otherwise; returns the
+  // syscall's result. REQUIRES: mu_ held, written_ < published_.
+  ssize_t WritePayload();
+
+  static constexpr size_t kBatchBlocks = 64;
 
   const std::shared_ptr<const DeviceStateContent> content_;
   const int read_fd_;
@@ -101,7 +115,8 @@ class SavingSession {
   uint64_t written_ = 0;           // payload bytes written to the pipe
   uint64_t trailer_written_ = 0;   // trailer bytes written
   std::vector<Segment> segments_;  // covers [0, published_)
-  StreamHasher hasher_;            // of the payload written
+  PayloadDigest digest_;           // of the payload written
+  bool splice_;                    // vmsplice(); false once it has failed
   std::thread thread_;
 };
 

@@ -320,7 +320,8 @@ int EmulatedVfioDevice::InstallDataFd(int fd, uint64_t session_id) {
 
 Result<int> EmulatedVfioDevice::OpenSaving(bool precopy) {
   CONVERGE_ASSIGN_OR_RETURN(
-      saving_, SavingSession::Start(content_, options_.pipe_bytes));
+      saving_, SavingSession::Start(content_, options_.pipe_bytes,
+                                    options_.zero_copy_saving));
   saving_id_ = next_session_id_++;
   accrued_dirty_bytes_ = 0;
   accrual_fraction_ = 0;

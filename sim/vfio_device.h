@@ -84,6 +84,11 @@ struct VfioDeviceOptions {
   // to /proc/sys/fs/pipe-max-size). Larger means fewer device-thread
   // wake-ups per MiB.
   uint64_t pipe_bytes = 1ull << 20;
+  // Saving hands the pipe references to the state's pages (vmsplice), so
+  // the reader's read() is the only copy, as with a real device. false
+  // copies every byte into the pipe on the device thread: host CPU a real
+  // device does not spend.
+  bool zero_copy_saving = true;
   // Monotonic clock for the dirty rate, in ns; empty = steady_clock. Tests
   // pass a fake clock instead of sleeping.
   std::function<uint64_t()> clock_ns;

@@ -36,25 +36,87 @@ constexpr std::string_view kWords[64] = {
     "pci",    "host",   "guest",  "vcpu",   "0x0000", "0xffff", "=",
     "{",      "}"};
 
-// Text-like bytes: words and separators drawn at random, built once.
-const std::vector<uint8_t>& TextCorpus() {
-  static const std::vector<uint8_t>* corpus = [] {
-    auto* c = new std::vector<uint8_t>();
-    constexpr size_t kBytes = (1 << 20) + 4096;
-    c->reserve(kBytes + 16);
-    uint64_t rng = 0x7465787463727573ull;
-    while (c->size() < kBytes) {
-      uint64_t bits = SplitMix64(rng);
-      for (int i = 0; i < 8 && c->size() < kBytes; ++i, bits >>= 8) {
-        std::string_view word = kWords[bits & 63];
-        c->insert(c->end(), word.begin(), word.end());
-        c->push_back((bits & 0xc0) == 0 ? '\n' : ' ');
-      }
+constexpr size_t kBlockBytes = DeviceStateContent::kBlockBytes;
+// Zero blocks are spread over several zero pages: a pipe holds a reference
+// to every page it carries, and counts taken by the device thread and
+// dropped by the reader on one page would bounce one cache line between
+// the two cores for a quarter of all blocks.
+constexpr size_t kZeroPages = 64;
+// Text windows start on 64-byte slots of a 1 MiB corpus: lz4's 64 KiB window
+// rarely holds the same part twice, so blocks compress like the text itself.
+constexpr size_t kTextSlotBytes = 64;
+constexpr size_t kTextSlots = (1 << 20) / kTextSlotBytes;
+constexpr size_t kTextBytes = kTextSlots * kTextSlotBytes + kBlockBytes;
+// 16 MiB of random pages, visited with an odd stride: any kRandomPages
+// consecutive blocks of a stream map to distinct pages.
+constexpr size_t kRandomPages = 4096;
+constexpr uint64_t kRandomStride = 0x9e3779b97f4a7c15ull;
+
+// Every block any stream can contain, with its XXH3-64. Built once, never
+// written again and never freed: pipes hold references to these pages.
+struct ContentPools {
+  const uint8_t* zero;  // kZeroPages blocks
+  uint64_t zero_hash;
+  const uint8_t* text;                 // kTextBytes
+  std::vector<uint64_t> text_hashes;   // per slot
+  const uint8_t* random;               // kRandomPages blocks
+  std::vector<uint64_t> random_hashes; // per page
+};
+
+uint8_t* AllocatePages(size_t bytes) {
+  void* p = std::aligned_alloc(kBlockBytes, bytes);
+  if (p == nullptr) std::abort();
+  return static_cast<uint8_t*>(p);
+}
+
+// Text-like bytes: words and separators drawn at random.
+void WriteTextCorpus(uint8_t* out) {
+  uint64_t rng = 0x7465787463727573ull;
+  size_t size = 0;
+  while (size < kTextBytes) {
+    uint64_t bits = SplitMix64(rng);
+    for (int i = 0; i < 8 && size < kTextBytes; ++i, bits >>= 8) {
+      std::string_view word = kWords[bits & 63];
+      size_t n = std::min(word.size(), kTextBytes - size);
+      std::memcpy(out + size, word.data(), n);
+      size += n;
+      if (size < kTextBytes) out[size++] = (bits & 0xc0) == 0 ? '\n' : ' ';
     }
-    c->resize(kBytes);
-    return c;
-  }();
-  return *corpus;
+  }
+}
+
+const ContentPools* BuildPools() {
+  auto* p = new ContentPools;
+  uint8_t* zero = AllocatePages(kZeroPages * kBlockBytes);
+  std::memset(zero, 0, kZeroPages * kBlockBytes);
+  p->zero = zero;
+  p->zero_hash = XXH3_64bits(zero, kBlockBytes);
+
+  uint8_t* text = AllocatePages(kTextBytes);
+  WriteTextCorpus(text);
+  p->text = text;
+  p->text_hashes.resize(kTextSlots);
+  for (size_t i = 0; i < kTextSlots; ++i) {
+    p->text_hashes[i] = XXH3_64bits(text + i * kTextSlotBytes, kBlockBytes);
+  }
+
+  uint8_t* random = AllocatePages(kRandomPages * kBlockBytes);
+  uint64_t rng = 0x72616e646f6d7067ull;
+  for (size_t i = 0; i < kRandomPages * kBlockBytes; i += 8) {
+    uint64_t v = SplitMix64(rng);
+    std::memcpy(random + i, &v, 8);
+  }
+  p->random = random;
+  p->random_hashes.resize(kRandomPages);
+  for (size_t i = 0; i < kRandomPages; ++i) {
+    p->random_hashes[i] = XXH3_64bits(random + i * kBlockBytes, kBlockBytes);
+  }
+  return p;
+}
+
+const ContentPools& Pools() {
+  static const ContentPools* pools = BuildPools();
+  return *pools;
 }
 
 void PutLe64(uint8_t* out, uint64_t v) {
@@ -74,42 +136,34 @@ DeviceStateContent::DeviceStateContent(uint64_t seed, ContentMix mix)
   assert(mix.zero_fraction + mix.text_fraction <= 1.0 + 1e-9);
   zero_below_ = Threshold(mix.zero_fraction);
   text_below_ = Threshold(std::min(1.0, mix.zero_fraction + mix.text_fraction));
+  uint64_t rng = seed ^ 0x706f6f6c6f666673ull;
+  random_offset_ = SplitMix64(rng);
 }
 
-void DeviceStateContent::FillBlock(uint64_t block, uint8_t* out) const {
+DeviceStateContent::Block DeviceStateContent::BlockAt(uint64_t block) const {
+  const ContentPools& pools = Pools();
   uint64_t rng = seed_ ^ (block * 0xd1342543de82ef95ull);
   uint64_t kind = SplitMix64(rng);
   if (kind < zero_below_) {
-    std::memset(out, 0, kBlockBytes);
-  } else if (kind < text_below_) {
-    // A 4 KiB window of a 1 MiB corpus: lz4's 64 KiB window rarely holds
-    // the same part twice, so blocks compress like the text itself.
-    const std::vector<uint8_t>& corpus = TextCorpus();
-    uint64_t slots = (corpus.size() - kBlockBytes) / 64;
-    std::memcpy(out, corpus.data() + (SplitMix64(rng) % slots) * 64,
-                kBlockBytes);
-  } else {
-    for (size_t i = 0; i < kBlockBytes; i += 8) {
-      uint64_t v = SplitMix64(rng);
-      std::memcpy(out + i, &v, 8);
-    }
+    return {pools.zero + (block % kZeroPages) * kBlockBytes, pools.zero_hash};
   }
+  if (kind < text_below_) {
+    size_t slot = static_cast<size_t>(SplitMix64(rng) % kTextSlots);
+    return {pools.text + slot * kTextSlotBytes, pools.text_hashes[slot]};
+  }
+  size_t page = static_cast<size_t>((block * kRandomStride + random_offset_) &
+                                    (kRandomPages - 1));
+  return {pools.random + page * kBlockBytes, pools.random_hashes[page]};
 }
 
 void DeviceStateContent::Fill(uint64_t offset, std::span<uint8_t> out) const {
-  uint8_t scratch[kBlockBytes];
   size_t done = 0;
   while (done < out.size()) {
     uint64_t at = offset + done;
-    uint64_t block = at / kBlockBytes;
     size_t in_block = static_cast<size_t>(at % kBlockBytes);
     size_t n = std::min<size_t>(kBlockBytes - in_block, out.size() - done);
-    if (in_block == 0 && n == kBlockBytes) {
-      FillBlock(block, out.data() + done);
-    } else {
-      FillBlock(block, scratch);
-      std::memcpy(out.data() + done, scratch + in_block, n);
-    }
+    std::memcpy(out.data() + done, BlockAt(at / kBlockBytes).data + in_block,
+                n);
     done += n;
   }
 }
@@ -118,7 +172,7 @@ std::array<uint8_t, StreamTrailer::kBytes> StreamTrailer::Encode() const {
   std::array<uint8_t, kBytes> out;
   PutLe64(out.data(), kMagic);
   PutLe64(out.data() + 8, payload_bytes);
-  PutLe64(out.data() + 16, payload_xxh3);
+  PutLe64(out.data() + 16, payload_digest);
   return out;
 }
 
@@ -127,29 +181,66 @@ std::optional<StreamTrailer> StreamTrailer::Decode(
   if (GetLe64(bytes.data()) != kMagic) return std::nullopt;
   StreamTrailer t;
   t.payload_bytes = GetLe64(bytes.data() + 8);
-  t.payload_xxh3 = GetLe64(bytes.data() + 16);
+  t.payload_digest = GetLe64(bytes.data() + 16);
   return t;
 }
 
-StreamHasher::StreamHasher() : state_(XXH3_createState()) {
-  if (state_ == nullptr) std::abort();
-  XXH3_64bits_reset(state_);
+PayloadDigest::PayloadDigest() : chain_(XXH3_createState()) {
+  if (chain_ == nullptr) std::abort();
+  XXH3_64bits_reset(chain_);
 }
 
-StreamHasher::~StreamHasher() { XXH3_freeState(state_); }
+PayloadDigest::~PayloadDigest() { XXH3_freeState(chain_); }
 
-void StreamHasher::Update(std::span<const uint8_t> bytes) {
-  XXH3_64bits_update(state_, bytes.data(), bytes.size());
+void PayloadDigest::Chain(uint64_t block_hash) {
+  uint8_t le[8];
+  PutLe64(le, block_hash);
+  XXH3_64bits_update(chain_, le, sizeof le);
+}
+
+void PayloadDigest::Update(std::span<const uint8_t> bytes) {
   bytes_ += bytes.size();
+  if (partial_bytes_ > 0) {
+    size_t n = std::min(kBlockBytes - partial_bytes_, bytes.size());
+    std::memcpy(partial_.data() + partial_bytes_, bytes.data(), n);
+    partial_bytes_ += n;
+    bytes = bytes.subspan(n);
+    if (partial_bytes_ < kBlockBytes) return;
+    Chain(XXH3_64bits(partial_.data(), kBlockBytes));
+    partial_bytes_ = 0;
+  }
+  while (bytes.size() >= kBlockBytes) {
+    Chain(XXH3_64bits(bytes.data(), kBlockBytes));
+    bytes = bytes.subspan(kBlockBytes);
+  }
+  std::memcpy(partial_.data(), bytes.data(), bytes.size());
+  partial_bytes_ = bytes.size();
 }
 
-uint64_t StreamHasher::Digest() const { return XXH3_64bits_digest(state_); }
+void PayloadDigest::AddBlock(uint64_t block_hash) {
+  assert(partial_bytes_ == 0);
+  Chain(block_hash);
+  bytes_ += kBlockBytes;
+}
+
+uint64_t PayloadDigest::Digest() const {
+  if (partial_bytes_ == 0) return XXH3_64bits_digest(chain_);
+  XXH3_state_t* last = XXH3_createState();
+  if (last == nullptr) std::abort();
+  XXH3_copyState(last, chain_);
+  uint8_t le[8];
+  PutLe64(le, XXH3_64bits(partial_.data(), partial_bytes_));
+  XXH3_64bits_update(last, le, sizeof le);
+  uint64_t digest = XXH3_64bits_digest(last);
+  XXH3_freeState(last);
+  return digest;
+}
 
 void StreamVerifier::Update(std::span<const uint8_t> bytes) {
   constexpr size_t kTail = StreamTrailer::kBytes;
   if (bytes.size() >= kTail) {
-    hasher_.Update(std::span<const uint8_t>(tail_.data(), tail_len_));
-    hasher_.Update(bytes.first(bytes.size() - kTail));
+    digest_.Update(std::span<const uint8_t>(tail_.data(), tail_len_));
+    digest_.Update(bytes.first(bytes.size() - kTail));
     std::memcpy(tail_.data(), bytes.data() + bytes.size() - kTail, kTail);
     tail_len_ = kTail;
     return;
@@ -157,7 +248,7 @@ void StreamVerifier::Update(std::span<const uint8_t> bytes) {
   size_t total = tail_len_ + bytes.size();
   if (total > kTail) {
     size_t spill = total - kTail;
-    hasher_.Update(std::span<const uint8_t>(tail_.data(), spill));
+    digest_.Update(std::span<const uint8_t>(tail_.data(), spill));
     std::memmove(tail_.data(), tail_.data() + spill, tail_len_ - spill);
     tail_len_ -= spill;
   }
@@ -176,15 +267,15 @@ Status StreamVerifier::Finish() const {
     return CorruptError("device stream of " + std::to_string(bytes_seen()) +
                         " bytes does not end with a trailer (incomplete)");
   }
-  if (t->payload_bytes != hasher_.bytes()) {
+  if (t->payload_bytes != digest_.bytes()) {
     return CorruptError("device stream trailer says " +
                         std::to_string(t->payload_bytes) +
                         " payload bytes, received " +
-                        std::to_string(hasher_.bytes()));
+                        std::to_string(digest_.bytes()));
   }
-  if (t->payload_xxh3 != hasher_.Digest()) {
-    return CorruptError("device stream payload hash mismatch over " +
-                        std::to_string(hasher_.bytes()) + " bytes");
+  if (t->payload_digest != digest_.Digest()) {
+    return CorruptError("device stream payload digest mismatch over " +
+                        std::to_string(digest_.bytes()) + " bytes");
   }
   return OkStatus();
 }
