@@ -45,33 +45,12 @@ class ItemPool {
 
 // Frames an encoded chunk and counts it.
 Status WriteItem(StreamWriter& writer, const Item& item, DrainStats& stats) {
-  CONVERGE_RETURN_IF_ERROR(writer.WriteDeviceData(
-      item.chunk.device_id, item.payload, item.chunk.bytes));
+  CONVERGE_RETURN_IF_ERROR(
+      writer.WriteDeviceData(item.chunk.device_id, item.payload));
   ++stats.chunks;
   stats.bytes += item.chunk.bytes.size();
   stats.encoded_bytes += item.payload.head.size() + item.payload.body.size();
   return OkStatus();
-}
-
-// Without compression there is nothing worth a worker thread: encoding is a
-// checksum, the drain keeps every device's read in flight while the
-// transport writes, and handing each chunk between TBB threads costs more
-// than it saves once the cores are busy. One thread frames each chunk as it
-// completes.
-Result<DrainStats> DrainSerially(DeviceDrain& drain, StreamWriter& writer) {
-  DrainStats stats;
-  Item item;
-  for (;;) {
-    CONVERGE_ASSIGN_OR_RETURN(std::optional<DrainChunk> next, drain.Next());
-    if (!next.has_value()) return stats;
-    item.chunk = *next;
-    Status s = EncodeDevicePayload(writer.codec(), item.chunk.device_id,
-                                   item.chunk.sequence, item.chunk.bytes,
-                                   item.payload);
-    if (s.ok()) s = WriteItem(writer, item, stats);
-    drain.Release(item.chunk);
-    CONVERGE_RETURN_IF_ERROR(s);
-  }
 }
 
 }  // namespace
@@ -80,9 +59,6 @@ Result<DrainStats> DrainToStream(DeviceDrain& drain, StreamWriter& writer,
                                  const PipelineOptions& options) {
   if (options.max_chunks_in_flight == 0) {
     return InvalidArgumentError("max_chunks_in_flight must be > 0");
-  }
-  if (writer.codec().codec == Codec::kNone) {
-    return DrainSerially(drain, writer);
   }
   ItemPool pool;
   DrainStats stats;

@@ -3,12 +3,13 @@
 //
 // A tbb::parallel_pipeline of three stages: a serial_in_order input stage
 // takes the next completed chunk from the drain (io_uring keeps one read per
-// device in flight meanwhile), a parallel stage compresses chunks, and a
-// serial_in_order output stage frames them (the writer's transport sends
-// while the next chunks compress). Per-device byte order is the drain's
-// order; the output order equals the input order. With codec none there is
-// nothing to compress and the caller's thread frames each chunk as it
-// completes (the reads and writes still overlap through io_uring).
+// device in flight meanwhile), a parallel stage encodes chunks (compresses
+// them and takes their hashes: the record's payload hash and the chunk's
+// hash for the end-of-device digest), and a serial_in_order output stage
+// frames them (the writer's transport sends while the next chunks encode).
+// With codec none the parallel stage still does the hashing, every byte's
+// real work besides the read. Per-device byte order is the drain's order;
+// the output order equals the input order.
 //
 // Thread-safety: the call blocks its thread and uses TBB worker threads;
 // drain and writer must not be used by anyone else meanwhile.

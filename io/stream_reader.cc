@@ -1,5 +1,7 @@
 #include "io/stream_reader.h"
 
+#include <xxhash.h>
+
 #include <cassert>
 #include <string>
 
@@ -13,15 +15,9 @@ bool KnownType(uint8_t t) {
 
 }  // namespace
 
-StreamReader::StreamReader(Transport& transport)
-    : transport_(transport), stream_hash_(XXH3_createState()) {
-  XXH3_64bits_reset(stream_hash_);
-}
+StreamReader::StreamReader(Transport& transport) : transport_(transport) {}
 
-StreamReader::~StreamReader() {
-  for (auto& [id, ds] : devices_) XXH3_freeState(ds.hash);
-  XXH3_freeState(stream_hash_);
-}
+StreamReader::~StreamReader() = default;
 
 Status StreamReader::Error(std::string_view what) const {
   std::string type = KnownType(static_cast<uint8_t>(header_.type))
@@ -42,7 +38,7 @@ Result<std::unique_ptr<StreamReader>> StreamReader::Open(Transport& transport) {
                         " bytes ends inside the 16-byte preamble");
   }
   CONVERGE_RETURN_IF_ERROR(ParsePreamble(preamble));
-  XXH3_64bits_update(r->stream_hash_, preamble, kPreambleBytes);
+  r->stream_digest_.Add(preamble);
   r->offset_ = kPreambleBytes;
   CONVERGE_RETURN_IF_ERROR(r->ReadRecord());
   if (r->header_.type != RecordType::kStreamHeader) {
@@ -51,11 +47,7 @@ Result<std::unique_ptr<StreamReader>> StreamReader::Open(Transport& transport) {
   Result<StreamLayout> layout = ParseStreamHeader(r->payload_);
   if (!layout.ok()) return r->Error(layout.status().message());
   r->layout_ = std::move(layout).value();
-  for (const DeviceInfo& d : r->layout_.devices) {
-    DeviceStream& ds = r->devices_[d.id];
-    ds.hash = XXH3_createState();
-    XXH3_64bits_reset(ds.hash);
-  }
+  for (const DeviceInfo& d : r->layout_.devices) r->devices_[d.id];
   r->Commit();
   return r;
 }
@@ -187,9 +179,9 @@ Status StreamReader::Verify() {
                      std::to_string(end->total_bytes) + " in " +
                      std::to_string(end->chunk_count));
       }
-      if (end->stream_xxh3 != XXH3_64bits_digest(ds->hash)) {
+      if (end->digest != ds->digest.Digest()) {
         return Error("device " + std::to_string(end->device_id) +
-                     " stream XXH3 mismatch");
+                     " digest mismatch (the chunks decode to other bytes)");
       }
       return OkStatus();
     }
@@ -205,8 +197,8 @@ Status StreamReader::Verify() {
         return Error("RAM page total " + std::to_string(end->ram_pages) +
                      ", read " + std::to_string(ram_pages_));
       }
-      if (end->stream_xxh3 != XXH3_64bits_digest(stream_hash_)) {
-        return Error("stream XXH3 mismatch");
+      if (end->digest != stream_digest_.Digest()) {
+        return Error("stream digest mismatch");
       }
       std::vector<DeviceTotal> totals;
       for (const auto& [id, ds] : devices_) {
@@ -230,7 +222,7 @@ void StreamReader::Commit() {
       break;
     case RecordType::kDeviceData: {
       DeviceStream& ds = devices_[record_.device.device_id];
-      XXH3_64bits_update(ds.hash, record_.data.data(), record_.data.size());
+      ds.digest.Add(XXH3_64bits(record_.data.data(), record_.data.size()));
       ds.bytes += record_.data.size();
       ++ds.chunks;
       break;
@@ -245,10 +237,7 @@ void StreamReader::Commit() {
     case RecordType::kIterationMark:
       break;
   }
-  XXH3_64bits_update(stream_hash_, header_bytes_, kRecordHeaderBytes);
-  if (!payload_.empty()) {
-    XXH3_64bits_update(stream_hash_, payload_.data(), payload_.size());
-  }
+  stream_digest_.Add(header_bytes_);
   offset_ += kRecordHeaderBytes + payload_.size();
   ++next_index_;
 }

@@ -2,10 +2,10 @@
 // format from a Transport, one at a time, before handing them out.
 //
 // Each record is checked before Next() returns it: length under the cap,
-// index in order, XXH3 checksum, a known type and encoding, pages inside the
+// index in order, checksum, a known type and encoding, pages inside the
 // stream header's regions, a known device id, the next sequence number, and
 // a decompressed size equal to the declared one. End-of-device and
-// end-of-stream totals and hashes are compared with what was read. Errors
+// end-of-stream totals and digests are compared with what was read. Errors
 // name the record (index, type) and its byte offset. The reader never holds
 // more than one record: memory stays under about twice kMaxChunkBytes
 // whatever the input.
@@ -14,8 +14,6 @@
 
 #ifndef CONVERGE_IO_STREAM_READER_H_
 #define CONVERGE_IO_STREAM_READER_H_
-
-#include <xxhash.h>
 
 #include <cstdint>
 #include <map>
@@ -71,7 +69,7 @@ class StreamReader {
     uint64_t bytes = 0;
     uint64_t chunks = 0;
     bool ended = false;
-    XXH3_state_t* hash = nullptr;
+    HashChain digest;  // of the chunks' XXH3-64s
   };
 
   explicit StreamReader(Transport& transport);
@@ -84,7 +82,7 @@ class StreamReader {
   Transport& transport_;
   StreamLayout layout_;
   std::map<uint32_t, DeviceStream> devices_;
-  XXH3_state_t* stream_hash_;
+  HashChain stream_digest_;  // of the preamble and every record header
   uint64_t offset_ = 0;       // bytes consumed (verified records)
   uint64_t next_index_ = 0;
   uint64_t ram_pages_ = 0;

@@ -7,22 +7,11 @@ namespace converge {
 
 StreamWriter::StreamWriter(Transport& transport, StreamLayout layout,
                            CodecOptions codec)
-    : transport_(transport),
-      layout_(std::move(layout)),
-      codec_(codec),
-      stream_hash_(XXH3_createState()) {
-  XXH3_64bits_reset(stream_hash_);
-  for (const DeviceInfo& d : layout_.devices) {
-    DeviceStream& ds = devices_[d.id];
-    ds.hash = XXH3_createState();
-    XXH3_64bits_reset(ds.hash);
-  }
+    : transport_(transport), layout_(std::move(layout)), codec_(codec) {
+  for (const DeviceInfo& d : layout_.devices) devices_[d.id];
 }
 
-StreamWriter::~StreamWriter() {
-  for (auto& [id, ds] : devices_) XXH3_freeState(ds.hash);
-  XXH3_freeState(stream_hash_);
-}
+StreamWriter::~StreamWriter() = default;
 
 Result<std::unique_ptr<StreamWriter>> StreamWriter::Create(
     Transport& transport, const StreamLayout& layout,
@@ -32,23 +21,21 @@ Result<std::unique_ptr<StreamWriter>> StreamWriter::Create(
   uint8_t preamble[kPreambleBytes];
   EncodePreamble(preamble);
   CONVERGE_RETURN_IF_ERROR(w->Emit(preamble));
-  const std::vector<uint8_t> header = EncodeStreamHeader(layout);
-  const std::span<const uint8_t> parts[] = {header};
+  w->stream_digest_.Add(preamble);
   CONVERGE_RETURN_IF_ERROR(
-      w->WriteRecord(RecordType::kStreamHeader, Codec::kNone, parts));
+      w->WriteRecord(RecordType::kStreamHeader, EncodeStreamHeader(layout)));
   return w;
 }
 
 Status StreamWriter::Emit(std::span<const uint8_t> bytes) {
   Status s = transport_.Write(bytes);
   if (!s.ok()) return error_ = s.WithContext("stream writer");
-  XXH3_64bits_update(stream_hash_, bytes.data(), bytes.size());
   return OkStatus();
 }
 
 Status StreamWriter::WriteRecord(
     RecordType type, Codec encoding,
-    std::span<const std::span<const uint8_t>> parts) {
+    std::span<const std::span<const uint8_t>> parts, uint64_t payload_xxh3) {
   CONVERGE_RETURN_IF_ERROR(error_);
   if (finished_) return FailedPreconditionError("stream already finished");
   size_t payload_bytes = 0;
@@ -65,14 +52,21 @@ Status StreamWriter::WriteRecord(
   h.index = records_;
   uint8_t header[kRecordHeaderBytes];
   EncodeRecordHeader(h, header);
-  h.checksum = RecordChecksum(header, parts);
+  h.checksum = RecordChecksum(header, payload_xxh3);
   EncodeRecordHeader(h, header);
   CONVERGE_RETURN_IF_ERROR(Emit(header));
   for (const auto& p : parts) {
     if (!p.empty()) CONVERGE_RETURN_IF_ERROR(Emit(p));
   }
+  stream_digest_.Add(header);
   ++records_;
   return OkStatus();
+}
+
+Status StreamWriter::WriteRecord(RecordType type,
+                                 std::span<const uint8_t> payload) {
+  const std::span<const uint8_t> parts[] = {payload};
+  return WriteRecord(type, Codec::kNone, parts, PayloadXxh3(parts));
 }
 
 Result<StreamWriter::DeviceStream*> StreamWriter::FindDevice(
@@ -101,7 +95,8 @@ Status StreamWriter::WriteRam(const EncodedPayload& payload) {
                            std::to_string(region));
   }
   const std::span<const uint8_t> parts[] = {payload.head, payload.body};
-  CONVERGE_RETURN_IF_ERROR(WriteRecord(RecordType::kRam, payload.encoding, parts));
+  CONVERGE_RETURN_IF_ERROR(WriteRecord(RecordType::kRam, payload.encoding,
+                                       parts, payload.payload_xxh3));
   ram_pages_ += pages;
   return OkStatus();
 }
@@ -126,8 +121,7 @@ uint64_t StreamWriter::device_bytes_written(uint32_t device_id) const {
 }
 
 Status StreamWriter::WriteDeviceData(uint32_t device_id,
-                                     const EncodedPayload& payload,
-                                     std::span<const uint8_t> data) {
+                                     const EncodedPayload& payload) {
   CONVERGE_ASSIGN_OR_RETURN(DeviceStream * ds, FindDevice(device_id));
   assert(payload.head.size() == kDeviceDataFixedBytes);
   const uint64_t sequence = GetU64(payload.head.data() + 8);
@@ -138,10 +132,11 @@ Status StreamWriter::WriteDeviceData(uint32_t device_id,
                                 std::to_string(ds->chunks));
   }
   const std::span<const uint8_t> parts[] = {payload.head, payload.body};
-  CONVERGE_RETURN_IF_ERROR(
-      WriteRecord(RecordType::kDeviceData, payload.encoding, parts));
-  XXH3_64bits_update(ds->hash, data.data(), data.size());
-  ds->bytes += data.size();
+  CONVERGE_RETURN_IF_ERROR(WriteRecord(RecordType::kDeviceData,
+                                       payload.encoding, parts,
+                                       payload.payload_xxh3));
+  ds->digest.Add(payload.data_xxh3);
+  ds->bytes += payload.uncompressed_bytes;
   ++ds->chunks;
   return OkStatus();
 }
@@ -151,24 +146,21 @@ Status StreamWriter::WriteDeviceChunk(uint32_t device_id,
   EncodedPayload payload;
   CONVERGE_RETURN_IF_ERROR(EncodeDevicePayload(
       codec_, device_id, next_sequence(device_id), data, payload));
-  return WriteDeviceData(device_id, payload, data);
+  return WriteDeviceData(device_id, payload);
 }
 
 Status StreamWriter::WriteIterationMark(uint64_t iteration,
                                         uint64_t timestamp_ns) {
-  const std::vector<uint8_t> payload =
-      EncodeIterationMark({iteration, timestamp_ns});
-  const std::span<const uint8_t> parts[] = {payload};
-  return WriteRecord(RecordType::kIterationMark, Codec::kNone, parts);
+  return WriteRecord(RecordType::kIterationMark,
+                     EncodeIterationMark({iteration, timestamp_ns}));
 }
 
 Status StreamWriter::EndDevice(uint32_t device_id) {
   CONVERGE_ASSIGN_OR_RETURN(DeviceStream * ds, FindDevice(device_id));
-  const std::vector<uint8_t> payload = EncodeEndOfDevice(
-      {device_id, ds->bytes, ds->chunks, XXH3_64bits_digest(ds->hash)});
-  const std::span<const uint8_t> parts[] = {payload};
-  CONVERGE_RETURN_IF_ERROR(
-      WriteRecord(RecordType::kEndOfDevice, Codec::kNone, parts));
+  CONVERGE_RETURN_IF_ERROR(WriteRecord(
+      RecordType::kEndOfDevice,
+      EncodeEndOfDevice(
+          {device_id, ds->bytes, ds->chunks, ds->digest.Digest()})));
   ds->ended = true;
   return OkStatus();
 }
@@ -177,12 +169,10 @@ Status StreamWriter::Finish() {
   EndOfStream end;
   end.record_count = records_;
   end.ram_pages = ram_pages_;
-  end.stream_xxh3 = XXH3_64bits_digest(stream_hash_);
+  end.digest = stream_digest_.Digest();
   for (const auto& [id, ds] : devices_) end.devices.push_back({id, ds.bytes});
-  const std::vector<uint8_t> payload = EncodeEndOfStream(end);
-  const std::span<const uint8_t> parts[] = {payload};
   CONVERGE_RETURN_IF_ERROR(
-      WriteRecord(RecordType::kEndOfStream, Codec::kNone, parts));
+      WriteRecord(RecordType::kEndOfStream, EncodeEndOfStream(end)));
   finished_ = true;
   return transport_.Flush();
 }

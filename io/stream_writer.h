@@ -3,16 +3,15 @@
 // keeps the totals and checksums the reader verifies.
 //
 // Payloads can be encoded elsewhere (in parallel, EncodeRamPayload /
-// EncodeDevicePayload) and framed here in order, or encoded here by the
-// convenience calls.
+// EncodeDevicePayload, which also take the payload's hashes) and framed here
+// in order, or encoded here by the convenience calls. Framing an encoded
+// payload hashes 16 bytes of its header, never the payload again.
 //
 // Thread-safety: none. One thread writes at a time (the serial output stage
 // of a pipeline).
 
 #ifndef CONVERGE_IO_STREAM_WRITER_H_
 #define CONVERGE_IO_STREAM_WRITER_H_
-
-#include <xxhash.h>
 
 #include <cstdint>
 #include <map>
@@ -47,18 +46,16 @@ class StreamWriter {
   Status WriteRamPages(uint32_t region, uint64_t first_page,
                        uint32_t page_count, const uint8_t* pages);
 
-  // Frames a device payload made by EncodeDevicePayload; data is the
-  // uncompressed chunk (hashed into the device's stream checksum).
+  // Frames a device payload made by EncodeDevicePayload.
   // REQUIRES: its sequence is next_sequence(device_id).
-  Status WriteDeviceData(uint32_t device_id, const EncodedPayload& payload,
-                         std::span<const uint8_t> data);
+  Status WriteDeviceData(uint32_t device_id, const EncodedPayload& payload);
   // Encodes and frames one chunk of a device's data.
   Status WriteDeviceChunk(uint32_t device_id, std::span<const uint8_t> data);
   // The sequence number the next chunk of device_id must carry.
   uint64_t next_sequence(uint32_t device_id) const;
 
   Status WriteIterationMark(uint64_t iteration, uint64_t timestamp_ns);
-  // Writes the device's end-of-device record (total bytes, XXH3).
+  // Writes the device's end-of-device record (totals and digest).
   Status EndDevice(uint32_t device_id);
   // Writes end-of-stream with the totals and flushes the transport.
   Status Finish();
@@ -72,12 +69,16 @@ class StreamWriter {
     uint64_t bytes = 0;
     uint64_t chunks = 0;
     bool ended = false;
-    XXH3_state_t* hash = nullptr;
+    HashChain digest;  // of the chunks' XXH3-64s
   };
 
   StreamWriter(Transport& transport, StreamLayout layout, CodecOptions codec);
+  // Frames one record whose payload (the parts) hashes to payload_xxh3.
   Status WriteRecord(RecordType type, Codec encoding,
-                     std::span<const std::span<const uint8_t>> parts);
+                     std::span<const std::span<const uint8_t>> parts,
+                     uint64_t payload_xxh3);
+  // The same for a small record, hashed here.
+  Status WriteRecord(RecordType type, std::span<const uint8_t> payload);
   Status Emit(std::span<const uint8_t> bytes);
   Result<DeviceStream*> FindDevice(uint32_t device_id);
 
@@ -85,7 +86,7 @@ class StreamWriter {
   StreamLayout layout_;
   CodecOptions codec_;
   std::map<uint32_t, DeviceStream> devices_;
-  XXH3_state_t* stream_hash_;
+  HashChain stream_digest_;  // of the preamble and every record header
   uint64_t records_ = 0;
   uint64_t ram_pages_ = 0;
   bool finished_ = false;

@@ -3,8 +3,10 @@
 #define XXH_STATIC_LINKING_ONLY  // XXH3_state_t on the stack
 #include <xxhash.h>
 
+#include <array>
 #include <bit>
 #include <cassert>
+#include <cstdlib>
 #include <cstring>
 #include <set>
 
@@ -73,15 +75,43 @@ RecordHeader DecodeRecordHeader(const uint8_t in[kRecordHeaderBytes]) {
   return h;
 }
 
-uint64_t RecordChecksum(const uint8_t header[kRecordHeaderBytes],
-                        std::span<const std::span<const uint8_t>> payload) {
+uint64_t PayloadXxh3(std::span<const std::span<const uint8_t>> payload) {
+  if (payload.size() == 1) {
+    return XXH3_64bits(payload[0].data(), payload[0].size());
+  }
   XXH3_state_t state;
   XXH3_64bits_reset(&state);
-  XXH3_64bits_update(&state, header, 16);
   for (const auto& part : payload) {
     if (!part.empty()) XXH3_64bits_update(&state, part.data(), part.size());
   }
   return XXH3_64bits_digest(&state);
+}
+
+uint64_t RecordChecksum(const uint8_t header[kRecordHeaderBytes],
+                        uint64_t payload_xxh3) {
+  return XXH3_64bits_withSeed(header, 16, payload_xxh3);
+}
+
+HashChain::HashChain() : state_(XXH3_createState()) {
+  if (state_ == nullptr) std::abort();
+  XXH3_64bits_reset(static_cast<XXH3_state_t*>(state_));
+}
+
+HashChain::~HashChain() { XXH3_freeState(static_cast<XXH3_state_t*>(state_)); }
+
+void HashChain::Add(std::span<const uint8_t> bytes) {
+  XXH3_64bits_update(static_cast<XXH3_state_t*>(state_), bytes.data(),
+                     bytes.size());
+}
+
+void HashChain::Add(uint64_t value) {
+  uint8_t le[8];
+  PutU64(le, value);
+  Add(le);
+}
+
+uint64_t HashChain::Digest() const {
+  return XXH3_64bits_digest(static_cast<const XXH3_state_t*>(state_));
 }
 
 // ---- Stream header ----------------------------------------------------
@@ -258,6 +288,8 @@ Status EncodeRamPayload(const CodecOptions& options, uint32_t region,
                             EncodeChunk(options, data, out.compressed));
   if (out.encoding != Codec::kNone) {
     out.body = out.compressed;
+    out.payload_xxh3 = PayloadXxh3(std::array<std::span<const uint8_t>, 2>{
+        out.head, out.body});
     return OkStatus();
   }
   // Sent raw. Guest memory may change under us (the vCPUs still run): the
@@ -270,6 +302,8 @@ Status EncodeRamPayload(const CodecOptions& options, uint32_t region,
     data = out.gathered;
   }
   out.body = data;
+  out.payload_xxh3 = PayloadXxh3(
+      std::array<std::span<const uint8_t>, 2>{out.head, out.body});
   return OkStatus();
 }
 
@@ -331,6 +365,9 @@ Status EncodeDevicePayload(const CodecOptions& options, uint32_t device_id,
   out.body = out.encoding == Codec::kNone
                  ? data
                  : std::span<const uint8_t>(out.compressed);
+  out.payload_xxh3 = PayloadXxh3(
+      std::array<std::span<const uint8_t>, 2>{out.head, out.body});
+  out.data_xxh3 = XXH3_64bits(data.data(), data.size());
   return OkStatus();
 }
 
@@ -369,7 +406,7 @@ Result<IterationMark> ParseIterationMark(std::span<const uint8_t> payload) {
 }
 
 // ---- End of device: u32 device_id, u32 reserved, u64 total_bytes,
-// u64 chunk_count, u64 stream_xxh3.
+// u64 chunk_count, u64 digest.
 
 std::vector<uint8_t> EncodeEndOfDevice(const EndOfDevice& end) {
   std::vector<uint8_t> out(kEndOfDeviceBytes);
@@ -377,7 +414,7 @@ std::vector<uint8_t> EncodeEndOfDevice(const EndOfDevice& end) {
   PutU32(out.data() + 4, 0);
   PutU64(out.data() + 8, end.total_bytes);
   PutU64(out.data() + 16, end.chunk_count);
-  PutU64(out.data() + 24, end.stream_xxh3);
+  PutU64(out.data() + 24, end.digest);
   return out;
 }
 
@@ -392,14 +429,14 @@ Result<EndOfDevice> ParseEndOfDevice(std::span<const uint8_t> payload) {
                      GetU64(payload.data() + 16), GetU64(payload.data() + 24)};
 }
 
-// ---- End of stream: u64 record_count, u64 ram_pages, u64 stream_xxh3,
+// ---- End of stream: u64 record_count, u64 ram_pages, u64 digest,
 // u32 device_count, u32 reserved; per device u32 id, u32 reserved, u64 bytes.
 
 std::vector<uint8_t> EncodeEndOfStream(const EndOfStream& end) {
   std::vector<uint8_t> out(kEndOfStreamFixedBytes + 16 * end.devices.size());
   PutU64(out.data(), end.record_count);
   PutU64(out.data() + 8, end.ram_pages);
-  PutU64(out.data() + 16, end.stream_xxh3);
+  PutU64(out.data() + 16, end.digest);
   PutU32(out.data() + 24, static_cast<uint32_t>(end.devices.size()));
   PutU32(out.data() + 28, 0);
   uint8_t* p = out.data() + kEndOfStreamFixedBytes;
@@ -419,7 +456,7 @@ Result<EndOfStream> ParseEndOfStream(std::span<const uint8_t> payload) {
   EndOfStream end;
   end.record_count = GetU64(payload.data());
   end.ram_pages = GetU64(payload.data() + 8);
-  end.stream_xxh3 = GetU64(payload.data() + 16);
+  end.digest = GetU64(payload.data() + 16);
   const uint32_t n = GetU32(payload.data() + 24);
   if (GetU32(payload.data() + 28) != 0) {
     return CorruptError("end-of-stream reserved field not zero");

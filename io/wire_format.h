@@ -5,7 +5,10 @@
 //
 // A stream is a 16-byte preamble (magic, version) followed by records. Every
 // record is a 24-byte header (type, encoding, payload length, record index,
-// XXH3-64 of header bytes [0, 16) and the payload) and its payload.
+// checksum) and its payload. The checksum is the XXH3-64 of header bytes
+// [0, 16) seeded with the payload's XXH3-64, so the long hash can be taken
+// where the payload is made (on the compression workers) and framing in
+// order costs 16 bytes of hashing per record.
 //
 // Thread-safety: the functions are pure; call them from any thread.
 
@@ -26,7 +29,7 @@ namespace converge {
 
 inline constexpr uint8_t kStreamMagic[8] = {'C', 'O', 'N', 'V',
                                             'E', 'R', 'G', 'E'};
-inline constexpr uint32_t kWireVersion = 1;
+inline constexpr uint32_t kWireVersion = 2;
 inline constexpr size_t kPreambleBytes = 16;
 inline constexpr size_t kRecordHeaderBytes = 24;
 
@@ -56,7 +59,7 @@ struct RecordHeader {
   Codec encoding = Codec::kNone;
   uint32_t payload_bytes = 0;
   uint64_t index = 0;     // 0 for the stream header, then +1 per record
-  uint64_t checksum = 0;  // XXH3-64 of header bytes [0, 16) + payload
+  uint64_t checksum = 0;  // RecordChecksum()
 };
 
 // Little-endian field access.
@@ -93,9 +96,35 @@ void EncodeRecordHeader(const RecordHeader& header,
                         uint8_t out[kRecordHeaderBytes]);
 // Reads the fields without validating them.
 RecordHeader DecodeRecordHeader(const uint8_t in[kRecordHeaderBytes]);
-// XXH3-64 of header bytes [0, 16) followed by the payload parts.
+// XXH3-64 (seed 0) of the payload parts, concatenated.
+uint64_t PayloadXxh3(std::span<const std::span<const uint8_t>> payload);
+// The record checksum: XXH3-64 of header bytes [0, 16) with the payload's
+// XXH3-64 as the seed.
 uint64_t RecordChecksum(const uint8_t header[kRecordHeaderBytes],
-                        std::span<const std::span<const uint8_t>> payload);
+                        uint64_t payload_xxh3);
+inline uint64_t RecordChecksum(
+    const uint8_t header[kRecordHeaderBytes],
+    std::span<const std::span<const uint8_t>> payload) {
+  return RecordChecksum(header, PayloadXxh3(payload));
+}
+
+// XXH3-64 over a sequence of 64-bit values (each little-endian), given one
+// at a time: the digests of end-of-device (chunk hashes) and end-of-stream
+// (record headers). Not copyable (owns the hash state).
+class HashChain {
+ public:
+  HashChain();
+  ~HashChain();
+  HashChain(const HashChain&) = delete;
+  HashChain& operator=(const HashChain&) = delete;
+
+  void Add(std::span<const uint8_t> bytes);
+  void Add(uint64_t value);
+  uint64_t Digest() const;
+
+ private:
+  void* state_;  // XXH3_state_t
+};
 
 // ---- Stream header ----------------------------------------------------
 struct StreamRegion {
@@ -141,7 +170,8 @@ inline bool ZeroMapTest(std::span<const uint8_t> map, uint32_t i) {
 
 // A payload ready to frame: head (the fixed part, for RAM also the zero map)
 // then body (compressed bytes, gathered pages, or the caller's input, which
-// must then outlive the payload).
+// must then outlive the payload), with the hashes framing needs, taken by
+// the encoder (on whichever thread encodes).
 struct EncodedPayload {
   Codec encoding = Codec::kNone;
   std::vector<uint8_t> head;
@@ -149,6 +179,8 @@ struct EncodedPayload {
   ByteBuffer compressed;  // storage body may point into
   ByteBuffer gathered;    // storage body may point into
   uint64_t uncompressed_bytes = 0;
+  uint64_t payload_xxh3 = 0;  // PayloadXxh3 of head then body
+  uint64_t data_xxh3 = 0;     // device data: XXH3-64 of the uncompressed chunk
 };
 
 // Encodes page_count pages starting at pages (host memory of the region at
@@ -199,7 +231,7 @@ struct EndOfDevice {
   uint32_t device_id = 0;
   uint64_t total_bytes = 0;
   uint64_t chunk_count = 0;
-  uint64_t stream_xxh3 = 0;  // XXH3-64 of the device's whole byte stream
+  uint64_t digest = 0;  // HashChain of the XXH3-64 of each chunk, in order
 };
 std::vector<uint8_t> EncodeEndOfDevice(const EndOfDevice& end);
 [[nodiscard]] Result<EndOfDevice> ParseEndOfDevice(
@@ -215,7 +247,7 @@ struct DeviceTotal {
 struct EndOfStream {
   uint64_t record_count = 0;  // records before this one, header included
   uint64_t ram_pages = 0;     // RAM pages sent, zero pages included
-  uint64_t stream_xxh3 = 0;   // XXH3-64 of every byte before this record
+  uint64_t digest = 0;        // HashChain of the preamble and every header
   std::vector<DeviceTotal> devices;
 };
 std::vector<uint8_t> EncodeEndOfStream(const EndOfStream& end);

@@ -4,6 +4,7 @@
 #include <vector>
 
 #include <gtest/gtest.h>
+#include <xxhash.h>
 
 #include "io/stream_writer.h"
 #include "io_test_util.h"
@@ -88,6 +89,47 @@ TEST(StreamReaderTest, ReadsEveryRecordType) {
   EXPECT_EQ(dev1, expect);
   EXPECT_EQ((*reader)->device_bytes(1), 400u);
   EXPECT_EQ((*reader)->bytes_read(), bytes.size());
+}
+
+// The digests are what docs/wire-format.md defines, computed here from the
+// bytes: end-of-stream chains the preamble and every earlier record header,
+// end-of-device chains the XXH3-64 of each decoded chunk.
+TEST(StreamReaderTest, DigestsFollowTheirDefinition) {
+  const std::vector<uint8_t> bytes = SmallStream();
+  HashChain headers;
+  headers.Add(std::span<const uint8_t>(bytes).first(kPreambleBytes));
+  size_t at = kPreambleBytes;
+  uint64_t end_digest = 0;
+  while (at < bytes.size()) {
+    RecordHeader h = DecodeRecordHeader(bytes.data() + at);
+    const uint8_t* payload = bytes.data() + at + kRecordHeaderBytes;
+    if (h.type == RecordType::kEndOfStream) {
+      end_digest = ParseEndOfStream({payload, h.payload_bytes})->digest;
+      EXPECT_EQ(at + kRecordHeaderBytes + h.payload_bytes, bytes.size());
+      break;
+    }
+    headers.Add(std::span<const uint8_t>(bytes).subspan(at, kRecordHeaderBytes));
+    at += kRecordHeaderBytes + h.payload_bytes;
+  }
+  EXPECT_EQ(end_digest, headers.Digest());
+
+  MemoryTransport t(bytes);
+  auto reader = StreamReader::Open(t).value();
+  HashChain dev1;
+  uint64_t dev1_digest = 0;
+  while (!reader->finished()) {
+    Result<const StreamRecord*> rec = reader->Next();
+    ASSERT_TRUE(rec.ok()) << rec.status().ToString();
+    if ((*rec)->type == RecordType::kDeviceData &&
+        (*rec)->device.device_id == 1) {
+      dev1.Add(XXH3_64bits((*rec)->data.data(), (*rec)->data.size()));
+    }
+    if ((*rec)->type == RecordType::kEndOfDevice &&
+        (*rec)->end_of_device.device_id == 1) {
+      dev1_digest = (*rec)->end_of_device.digest;
+    }
+  }
+  EXPECT_EQ(dev1_digest, dev1.Digest());
 }
 
 TEST(StreamReaderTest, EveryTruncationIsRejected) {
@@ -214,15 +256,15 @@ TEST(StreamReaderTest, MalformedStreamsTable) {
       {"end-of-device hash", [](Builder& b) {
          b.Device(1, 0, 10);
          b.Add(RecordType::kEndOfDevice, EncodeEndOfDevice({1, 10, 1, 0}));
-       }, "stream XXH3 mismatch"},
+       }, "device 1 digest mismatch"},
       {"data after end", [](Builder& b) {
-         b.Add(RecordType::kEndOfDevice, EncodeEndOfDevice({2, 0, 0,
-                                                           XXH3_64bits("", 0)}));
+         b.Add(RecordType::kEndOfDevice,
+               EncodeEndOfDevice({2, 0, 0, HashChain().Digest()}));
          b.Device(2, 0, 10);
        }, "after its end-of-device"},
       {"end of stream without end of device", [](Builder& b) {
          b.Add(RecordType::kEndOfStream, EncodeEndOfStream({1, 0, 0, {}}));
-       }, "stream XXH3 mismatch"},
+       }, "stream digest mismatch"},
       {"no end of stream", [](Builder&) {}, "truncated"},
   };
   for (const Case& c : cases) {

@@ -5,6 +5,7 @@
 #include <vector>
 
 #include <gtest/gtest.h>
+#include <xxhash.h>
 
 #include "io_test_util.h"
 
@@ -73,9 +74,14 @@ TEST(WireFormatTest, PreambleRoundTripAndErrors) {
   bad[0] = 'X';
   EXPECT_NE(ParsePreamble(bad).message().find("bad magic"), std::string::npos);
   std::memcpy(bad, p, sizeof(p));
-  PutU32(bad + 8, 2);
-  EXPECT_NE(ParsePreamble(bad).message().find("unknown version 2"),
-            std::string::npos);
+  EXPECT_EQ(GetU32(p + 8), kWireVersion);
+  // Version 1 hashed every byte twice over; its streams are not readable.
+  for (uint32_t version : {1u, kWireVersion + 1}) {
+    PutU32(bad + 8, version);
+    EXPECT_NE(ParsePreamble(bad).message().find("unknown version " +
+                                                std::to_string(version)),
+              std::string::npos);
+  }
   std::memcpy(bad, p, sizeof(p));
   bad[12] = 1;
   EXPECT_EQ(ParsePreamble(bad).code(), StatusCode::kCorrupt);
@@ -114,6 +120,24 @@ TEST(WireFormatTest, ChecksumCoversHeaderAndPayloadNotChecksumField) {
   const std::vector<uint8_t> a = {1, 2}, z = {4};
   const std::span<const uint8_t> split[] = {a, z};
   EXPECT_EQ(RecordChecksum(b, split), RecordChecksum(b, parts));
+  // The definition: XXH3-64 of header bytes [0, 16), seeded with the
+  // payload's XXH3-64.
+  EXPECT_EQ(RecordChecksum(b, parts),
+            XXH3_64bits_withSeed(b, 16, XXH3_64bits(payload.data(), 3)));
+  EXPECT_EQ(PayloadXxh3(split), XXH3_64bits(payload.data(), 3));
+}
+
+TEST(WireFormatTest, HashChainHashesTheLittleEndianSequence) {
+  HashChain empty;
+  EXPECT_EQ(empty.Digest(), XXH3_64bits(nullptr, 0));
+  HashChain chain;
+  chain.Add(uint64_t{0x0102030405060708});
+  const uint8_t bytes[] = {9, 10, 11};
+  chain.Add(bytes);
+  const uint8_t want[] = {8, 7, 6, 5, 4, 3, 2, 1, 9, 10, 11};
+  EXPECT_EQ(chain.Digest(), XXH3_64bits(want, sizeof want));
+  chain.Add(uint64_t{0});
+  EXPECT_NE(chain.Digest(), XXH3_64bits(want, sizeof want));
 }
 
 TEST(WireFormatTest, StreamHeaderRoundTrip) {
@@ -194,6 +218,7 @@ TEST(WireFormatTest, RamPayloadZeroMapAndRoundTrip) {
     EXPECT_EQ(p.uncompressed_bytes, 7u * ps);
     std::vector<uint8_t> payload = p.head;
     payload.insert(payload.end(), p.body.begin(), p.body.end());
+    EXPECT_EQ(p.payload_xxh3, XXH3_64bits(payload.data(), payload.size()));
     Result<RamRecord> r = ParseRamPayload(payload, ps);
     ASSERT_TRUE(r.ok()) << r.status().ToString();
     EXPECT_EQ(r->region, 1u);
@@ -247,6 +272,9 @@ TEST(WireFormatTest, DevicePayloadRoundTripAndErrors) {
   EXPECT_EQ(p.encoding, Codec::kLz4);
   std::vector<uint8_t> payload = p.head;
   payload.insert(payload.end(), p.body.begin(), p.body.end());
+  // The encoder takes the hashes framing needs.
+  EXPECT_EQ(p.payload_xxh3, XXH3_64bits(payload.data(), payload.size()));
+  EXPECT_EQ(p.data_xxh3, XXH3_64bits(data.data(), data.size()));
   Result<DeviceDataRecord> r = ParseDevicePayload(payload);
   ASSERT_TRUE(r.ok());
   EXPECT_EQ(r->device_id, 7u);
@@ -272,7 +300,7 @@ TEST(WireFormatTest, SmallRecordsRoundTrip) {
   EXPECT_EQ(e->device_id, 3u);
   EXPECT_EQ(e->total_bytes, 100u);
   EXPECT_EQ(e->chunk_count, 2u);
-  EXPECT_EQ(e->stream_xxh3, 77u);
+  EXPECT_EQ(e->digest, 77u);
   EXPECT_FALSE(ParseEndOfDevice(std::vector<uint8_t>(31)).ok());
 
   EndOfStream s{10, 20, 30, {{1, 5}, {2, 6}}};
