@@ -99,6 +99,16 @@ HashChain::HashChain() : state_(XXH3_createState()) {
 
 HashChain::~HashChain() { XXH3_freeState(static_cast<XXH3_state_t*>(state_)); }
 
+HashChain::HashChain(const HashChain& other) : HashChain() { *this = other; }
+
+HashChain& HashChain::operator=(const HashChain& other) {
+  if (this != &other) {
+    XXH3_copyState(static_cast<XXH3_state_t*>(state_),
+                   static_cast<const XXH3_state_t*>(other.state_));
+  }
+  return *this;
+}
+
 void HashChain::Add(std::span<const uint8_t> bytes) {
   XXH3_64bits_update(static_cast<XXH3_state_t*>(state_), bytes.data(),
                      bytes.size());

@@ -108,15 +108,15 @@ inline uint64_t RecordChecksum(
   return RecordChecksum(header, PayloadXxh3(payload));
 }
 
-// XXH3-64 over a sequence of 64-bit values (each little-endian), given one
-// at a time: the digests of end-of-device (chunk hashes) and end-of-stream
-// (record headers). Not copyable (owns the hash state).
+// XXH3-64 over a sequence of 64-bit values (each little-endian) or bytes,
+// given one at a time: the digests of end-of-device (chunk hashes) and
+// end-of-stream (record headers). A copy continues independently.
 class HashChain {
  public:
   HashChain();
   ~HashChain();
-  HashChain(const HashChain&) = delete;
-  HashChain& operator=(const HashChain&) = delete;
+  HashChain(const HashChain& other);
+  HashChain& operator=(const HashChain& other);
 
   void Add(std::span<const uint8_t> bytes);
   void Add(uint64_t value);

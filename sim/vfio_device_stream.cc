@@ -1,5 +1,7 @@
 #include "sim/vfio_device_stream.h"
 
+#include <xxhash.h>
+
 #include <algorithm>
 #include <cassert>
 #include <cstdlib>
@@ -119,15 +121,6 @@ const ContentPools& Pools() {
   return *pools;
 }
 
-void PutLe64(uint8_t* out, uint64_t v) {
-  for (int i = 0; i < 8; ++i) out[i] = static_cast<uint8_t>(v >> (8 * i));
-}
-uint64_t GetLe64(const uint8_t* in) {
-  uint64_t v = 0;
-  for (int i = 0; i < 8; ++i) v |= uint64_t{in[i]} << (8 * i);
-  return v;
-}
-
 }  // namespace
 
 DeviceStateContent::DeviceStateContent(uint64_t seed, ContentMix mix)
@@ -170,32 +163,19 @@ void DeviceStateContent::Fill(uint64_t offset, std::span<uint8_t> out) const {
 
 std::array<uint8_t, StreamTrailer::kBytes> StreamTrailer::Encode() const {
   std::array<uint8_t, kBytes> out;
-  PutLe64(out.data(), kMagic);
-  PutLe64(out.data() + 8, payload_bytes);
-  PutLe64(out.data() + 16, payload_digest);
+  PutU64(out.data(), kMagic);
+  PutU64(out.data() + 8, payload_bytes);
+  PutU64(out.data() + 16, payload_digest);
   return out;
 }
 
 std::optional<StreamTrailer> StreamTrailer::Decode(
     std::span<const uint8_t, kBytes> bytes) {
-  if (GetLe64(bytes.data()) != kMagic) return std::nullopt;
+  if (GetU64(bytes.data()) != kMagic) return std::nullopt;
   StreamTrailer t;
-  t.payload_bytes = GetLe64(bytes.data() + 8);
-  t.payload_digest = GetLe64(bytes.data() + 16);
+  t.payload_bytes = GetU64(bytes.data() + 8);
+  t.payload_digest = GetU64(bytes.data() + 16);
   return t;
-}
-
-PayloadDigest::PayloadDigest() : chain_(XXH3_createState()) {
-  if (chain_ == nullptr) std::abort();
-  XXH3_64bits_reset(chain_);
-}
-
-PayloadDigest::~PayloadDigest() { XXH3_freeState(chain_); }
-
-void PayloadDigest::Chain(uint64_t block_hash) {
-  uint8_t le[8];
-  PutLe64(le, block_hash);
-  XXH3_64bits_update(chain_, le, sizeof le);
 }
 
 void PayloadDigest::Update(std::span<const uint8_t> bytes) {
@@ -206,11 +186,11 @@ void PayloadDigest::Update(std::span<const uint8_t> bytes) {
     partial_bytes_ += n;
     bytes = bytes.subspan(n);
     if (partial_bytes_ < kBlockBytes) return;
-    Chain(XXH3_64bits(partial_.data(), kBlockBytes));
+    chain_.Add(XXH3_64bits(partial_.data(), kBlockBytes));
     partial_bytes_ = 0;
   }
   while (bytes.size() >= kBlockBytes) {
-    Chain(XXH3_64bits(bytes.data(), kBlockBytes));
+    chain_.Add(XXH3_64bits(bytes.data(), kBlockBytes));
     bytes = bytes.subspan(kBlockBytes);
   }
   std::memcpy(partial_.data(), bytes.data(), bytes.size());
@@ -219,21 +199,15 @@ void PayloadDigest::Update(std::span<const uint8_t> bytes) {
 
 void PayloadDigest::AddBlock(uint64_t block_hash) {
   assert(partial_bytes_ == 0);
-  Chain(block_hash);
+  chain_.Add(block_hash);
   bytes_ += kBlockBytes;
 }
 
 uint64_t PayloadDigest::Digest() const {
-  if (partial_bytes_ == 0) return XXH3_64bits_digest(chain_);
-  XXH3_state_t* last = XXH3_createState();
-  if (last == nullptr) std::abort();
-  XXH3_copyState(last, chain_);
-  uint8_t le[8];
-  PutLe64(le, XXH3_64bits(partial_.data(), partial_bytes_));
-  XXH3_64bits_update(last, le, sizeof le);
-  uint64_t digest = XXH3_64bits_digest(last);
-  XXH3_freeState(last);
-  return digest;
+  if (partial_bytes_ == 0) return chain_.Digest();
+  HashChain last = chain_;
+  last.Add(XXH3_64bits(partial_.data(), partial_bytes_));
+  return last.Digest();
 }
 
 void StreamVerifier::Update(std::span<const uint8_t> bytes) {

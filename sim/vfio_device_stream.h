@@ -20,8 +20,6 @@
 #ifndef CONVERGE_SIM_VFIO_DEVICE_STREAM_H_
 #define CONVERGE_SIM_VFIO_DEVICE_STREAM_H_
 
-#include <xxhash.h>
-
 #include <array>
 #include <cstddef>
 #include <cstdint>
@@ -29,6 +27,7 @@
 #include <span>
 
 #include "base/status.h"
+#include "io/wire_format.h"
 
 namespace converge::sim {
 
@@ -88,13 +87,9 @@ struct StreamTrailer {
 // The digest of a device payload: XXH3-64 over the little-endian XXH3-64s
 // of its 4 KiB blocks in order, the last block possibly short. Every byte
 // counts and so does the order, yet a block's hash can be computed ahead
-// (AddBlock). Non-copyable (owns the hash state).
+// (AddBlock).
 class PayloadDigest {
  public:
-  PayloadDigest();
-  ~PayloadDigest();
-  PayloadDigest(const PayloadDigest&) = delete;
-  PayloadDigest& operator=(const PayloadDigest&) = delete;
 
   // Appends bytes given in arbitrary pieces.
   void Update(std::span<const uint8_t> bytes);
@@ -106,9 +101,8 @@ class PayloadDigest {
 
  private:
   static constexpr size_t kBlockBytes = DeviceStateContent::kBlockBytes;
-  void Chain(uint64_t block_hash);
 
-  XXH3_state_t* chain_;
+  HashChain chain_;  // of the whole blocks' hashes
   std::array<uint8_t, kBlockBytes> partial_;  // the block being filled
   size_t partial_bytes_ = 0;
   uint64_t bytes_ = 0;

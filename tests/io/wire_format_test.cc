@@ -136,8 +136,15 @@ TEST(WireFormatTest, HashChainHashesTheLittleEndianSequence) {
   chain.Add(bytes);
   const uint8_t want[] = {8, 7, 6, 5, 4, 3, 2, 1, 9, 10, 11};
   EXPECT_EQ(chain.Digest(), XXH3_64bits(want, sizeof want));
+  // A copy continues on its own; the original is unchanged by it.
+  HashChain copy = chain;
+  copy.Add(uint64_t{0});
+  EXPECT_EQ(chain.Digest(), XXH3_64bits(want, sizeof want));
+  EXPECT_NE(copy.Digest(), chain.Digest());
   chain.Add(uint64_t{0});
-  EXPECT_NE(chain.Digest(), XXH3_64bits(want, sizeof want));
+  EXPECT_EQ(copy.Digest(), chain.Digest());
+  copy = empty;
+  EXPECT_EQ(copy.Digest(), XXH3_64bits(nullptr, 0));
 }
 
 TEST(WireFormatTest, StreamHeaderRoundTrip) {
