@@ -94,24 +94,22 @@ uint64_t RecordChecksum(const uint8_t header[kRecordHeaderBytes],
 
 HashChain::HashChain() : state_(XXH3_createState()) {
   if (state_ == nullptr) std::abort();
-  XXH3_64bits_reset(static_cast<XXH3_state_t*>(state_));
+  XXH3_64bits_reset(state_);
 }
 
-HashChain::~HashChain() { XXH3_freeState(static_cast<XXH3_state_t*>(state_)); }
+HashChain::~HashChain() { XXH3_freeState(state_); }
 
 HashChain::HashChain(const HashChain& other) : HashChain() { *this = other; }
 
 HashChain& HashChain::operator=(const HashChain& other) {
   if (this != &other) {
-    XXH3_copyState(static_cast<XXH3_state_t*>(state_),
-                   static_cast<const XXH3_state_t*>(other.state_));
+    XXH3_copyState(state_, other.state_);
   }
   return *this;
 }
 
 void HashChain::Add(std::span<const uint8_t> bytes) {
-  XXH3_64bits_update(static_cast<XXH3_state_t*>(state_), bytes.data(),
-                     bytes.size());
+  XXH3_64bits_update(state_, bytes.data(), bytes.size());
 }
 
 void HashChain::Add(uint64_t value) {
@@ -121,7 +119,7 @@ void HashChain::Add(uint64_t value) {
 }
 
 uint64_t HashChain::Digest() const {
-  return XXH3_64bits_digest(static_cast<const XXH3_state_t*>(state_));
+  return XXH3_64bits_digest(state_);
 }
 
 // ---- Stream header ----------------------------------------------------

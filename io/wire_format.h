@@ -25,6 +25,8 @@
 #include "base/status.h"
 #include "io/codec.h"
 
+struct XXH3_state_s;  // xxhash.h's XXH3_state_t
+
 namespace converge {
 
 inline constexpr uint8_t kStreamMagic[8] = {'C', 'O', 'N', 'V',
@@ -123,7 +125,7 @@ class HashChain {
   uint64_t Digest() const;
 
  private:
-  void* state_;  // XXH3_state_t
+  XXH3_state_s* state_;
 };
 
 // ---- Stream header ----------------------------------------------------

@@ -8,7 +8,7 @@
 // driver rejects incomplete device state.
 //
 // The payload is made of 4 KiB blocks that live in process-wide immutable
-// memory (a zero page, a text corpus, a pool of random pages), each with its
+// memory (zero pages, a text corpus, a pool of random pages), each with its
 // XXH3-64 computed once. A saving device therefore hands the kernel pointers
 // to its state (vmsplice) and adds precomputed block hashes to its digest,
 // as a real device holds its state in its own memory: the host CPU pays for
@@ -64,7 +64,6 @@ class DeviceStateContent {
   void Fill(uint64_t offset, std::span<uint8_t> out) const;
 
  private:
-
   uint64_t seed_;
   uint64_t zero_below_;  // block kind thresholds on a 64-bit hash
   uint64_t text_below_;
@@ -90,7 +89,6 @@ struct StreamTrailer {
 // (AddBlock).
 class PayloadDigest {
  public:
-
   // Appends bytes given in arbitrary pieces.
   void Update(std::span<const uint8_t> bytes);
   // Appends one whole block whose XXH3-64 is block_hash.
