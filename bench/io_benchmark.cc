@@ -130,7 +130,7 @@ void BM_DeviceDrainSync(benchmark::State& state) {
     auto rig = std::make_unique<StopCopyDevices>(devices);
     FdSink sink(null_fd);
     auto writer = StreamWriter::Create(sink, rig->layout(), codec).value();
-    std::vector<uint8_t> chunk;
+    ByteBuffer chunk;
     state.ResumeTiming();
     for (const DrainDevice& d : rig->drain()) {
       DataFdReader reader(rig->kernel(), d.data_fd, d.device_id, d.name);

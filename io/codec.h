@@ -12,12 +12,11 @@
 
 #include <cstddef>
 #include <cstdint>
-#include <memory>
 #include <span>
-#include <utility>
 #include <string_view>
 #include <vector>
 
+#include "base/byte_buffer.h"
 #include "base/status.h"
 
 namespace converge {
@@ -30,29 +29,6 @@ enum class Codec : uint8_t {
 };
 
 std::string_view CodecName(Codec codec);
-
-// An allocator whose resize() leaves new bytes uninitialized: codec output
-// buffers are overwritten at once, and zero-filling a MiB per chunk costs
-// as much as a memcpy of it.
-template <typename T>
-struct DefaultInitAllocator : std::allocator<T> {
-  template <typename U>
-  struct rebind {
-    using other = DefaultInitAllocator<U>;
-  };
-  DefaultInitAllocator() = default;
-  template <typename U>
-  DefaultInitAllocator(const DefaultInitAllocator<U>&) noexcept {}
-  template <typename U>
-  void construct(U* p) noexcept {
-    ::new (static_cast<void*>(p)) U;
-  }
-  template <typename U, typename... Args>
-  void construct(U* p, Args&&... args) {
-    ::new (static_cast<void*>(p)) U(std::forward<Args>(args)...);
-  }
-};
-using ByteBuffer = std::vector<uint8_t, DefaultInitAllocator<uint8_t>>;
 
 struct CodecOptions {
   // lz4 compresses ~700 MB/s per core; zstd level 1 ~500 MB/s with a better

@@ -47,8 +47,7 @@ DataFdReader::DataFdReader(Kernel& kernel, int data_fd, uint32_t device_id,
   assert(options_.chunk_bytes > 0);
 }
 
-Result<ReadOutcome> DataFdReader::Read(std::vector<uint8_t>& chunk,
-                                       uint64_t* sequence) {
+Result<ReadOutcome> DataFdReader::Read(ByteBuffer& chunk, uint64_t* sequence) {
   assert(!ended_);
   chunk.resize(options_.chunk_bytes);
   Result<size_t> n = kernel_.Read(fd_, chunk.data(), chunk.size());

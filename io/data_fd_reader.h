@@ -19,6 +19,7 @@
 #include <string_view>
 #include <vector>
 
+#include "base/byte_buffer.h"
 #include "base/status.h"
 #include "iommu/kernel.h"
 
@@ -71,11 +72,11 @@ class DataFdReader {
   void set_phase(DataPhase phase) { phase_ = phase; }
   DataPhase phase() const { return phase_; }
 
-  // One read() of up to chunk_bytes into chunk (resized to the bytes read).
-  // On kData, *sequence is the chunk's sequence number.
+  // One read() of up to chunk_bytes into chunk (resized to the bytes read;
+  // growing it does not zero-fill). On kData, *sequence is the chunk's
+  // sequence number.
   // REQUIRES: !ended().
-  [[nodiscard]] Result<ReadOutcome> Read(std::vector<uint8_t>& chunk,
-                                         uint64_t* sequence);
+  [[nodiscard]] Result<ReadOutcome> Read(ByteBuffer& chunk, uint64_t* sequence);
   [[nodiscard]] Result<PrecopyInfo> QueryPrecopyInfo();
 
   uint32_t device_id() const { return device_id_; }

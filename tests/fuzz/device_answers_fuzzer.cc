@@ -502,7 +502,7 @@ class Harness {
                                 ? DataPhase::kStopCopy
                                 : DataPhase::kPreCopy;
     slot.reader->set_phase(phase);
-    std::vector<uint8_t> chunk;
+    ByteBuffer chunk;
     for (int n = 0; n < 1 + (arg >> 5) && !slot.reader->ended(); ++n) {
       uint64_t sequence = ~uint64_t{0};
       Result<ReadOutcome> r = slot.reader->Read(chunk, &sequence);

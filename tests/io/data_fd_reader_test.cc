@@ -58,7 +58,8 @@ TEST(DataFdReaderTest, ShortReadsFromPipeKeepOrderThread) {
   DataFdReaderOptions o;
   o.chunk_bytes = 1 << 20;
   DataFdReader reader(Kernel::Default(), pipe.read_fd(), 3, "dev3", o);
-  std::vector<uint8_t> got, chunk;
+  std::vector<uint8_t> got;
+  ByteBuffer chunk;
   uint64_t expect_seq = 0;
   for (;;) {
     uint64_t seq = 99;
@@ -81,7 +82,7 @@ TEST(DataFdReaderTest, PreCopyEmptyNonBlockingPipeIsNothingNow) {
   ASSERT_EQ(::pipe2(fds, O_NONBLOCK | O_CLOEXEC), 0);
   DataFdReader reader(Kernel::Default(), fds[0], 0, "dev0");
   reader.set_phase(DataPhase::kPreCopy);
-  std::vector<uint8_t> chunk;
+  ByteBuffer chunk;
   EXPECT_EQ(reader.Read(chunk, nullptr).value(), ReadOutcome::kNothingNow);
   ASSERT_EQ(::write(fds[1], "abc", 3), 3);
   EXPECT_EQ(reader.Read(chunk, nullptr).value(), ReadOutcome::kData);
@@ -103,17 +104,17 @@ TEST(DataFdReaderTest, ScriptedReadSemantics) {
              {-EINTR, {}},  {2, b}, {-EIO, {}}};
   DataFdReader reader(k, 1000, 4, "gpu4");
   reader.set_phase(DataPhase::kPreCopy);
-  std::vector<uint8_t> chunk;
+  ByteBuffer chunk;
   uint64_t seq = 0;
   EXPECT_EQ(reader.Read(chunk, &seq).value(), ReadOutcome::kNothingNow);
   EXPECT_EQ(reader.Read(chunk, &seq).value(), ReadOutcome::kData);
-  EXPECT_EQ(chunk, a);
+  EXPECT_EQ(std::vector<uint8_t>(chunk.begin(), chunk.end()), a);
   EXPECT_EQ(seq, 0u);
   EXPECT_EQ(reader.Read(chunk, &seq).value(), ReadOutcome::kNothingNow);
   EXPECT_EQ(reader.Read(chunk, &seq).value(), ReadOutcome::kNothingNow);
   // EINTR is retried by the seam; the data behind it arrives.
   EXPECT_EQ(reader.Read(chunk, &seq).value(), ReadOutcome::kData);
-  EXPECT_EQ(chunk, b);
+  EXPECT_EQ(std::vector<uint8_t>(chunk.begin(), chunk.end()), b);
   EXPECT_EQ(seq, 1u);
   Result<ReadOutcome> r = reader.Read(chunk, &seq);
   ASSERT_FALSE(r.ok());
@@ -125,7 +126,7 @@ TEST(DataFdReaderTest, StopCopyEnomsgAndEnodevAreErrors) {
   ScriptedKernel k;
   k.reads = {{-ENOMSG, {}}, {-ENODEV, {}}};
   DataFdReader reader(k, 1000, 1, "nic1");
-  std::vector<uint8_t> chunk;
+  ByteBuffer chunk;
   Result<ReadOutcome> r = reader.Read(chunk, nullptr);
   EXPECT_NE(r.status().message().find("ENOMSG in STOP_COPY"), std::string::npos);
   r = reader.Read(chunk, nullptr);
