@@ -1,8 +1,8 @@
 // The VFIO migration states (enum vfio_device_mig_state in
 // <linux/vfio.h>; PRE_COPY and PRE_COPY_P2P from Linux 6.2), shared by the
 // engine's state machine (engine/migration_fsm.h) and the emulated kernel's
-// (sim/vfio_migration_fsm.h). Each of the two types in the kernel's
-// next-step table on its own, so tests can check one against the other.
+// (sim/vfio_migration_fsm.h). Each of the two keeps its own copy of the
+// kernel's next-step table, so tests can check one against the other.
 //
 // Thread-safety: constants and a pure function.
 
